@@ -1,0 +1,75 @@
+//! One call: from an accepted upgrade to the closed socket, on a fresh instance.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::runtime::LoadedComponent;
+use crate::runtime::bindings::RequestInfo;
+use crate::runtime::component::{CLOSE_GRACE, micros_since, trap_cause};
+use crate::timeline::CallTimeline;
+use crate::ws::pump;
+
+/// Runs `component` for the inbound socket until the guest returns or traps, then closes
+/// the socket (1000 after a return, 1011 after a trap) and frees the instance.
+pub async fn run<S>(component: Arc<LoadedComponent>, socket: WebSocketStream<S>, request: RequestInfo, timeline: CallTimeline)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let sandbox = component.sandbox().clone();
+    let (inbound, control) = pump::spawn(socket, &sandbox.pump, None, |_| {});
+
+    let started = Instant::now();
+    let (code, reason) = match component.instantiate(timeline.clone()).await {
+        Err(error) => {
+            timeline.host("instance.failed", &[("error", format!("{error:#}"))]);
+            tracing::error!(call = %timeline.call(), "instantiation failed: {error:#}");
+            (1011, "the call handler could not start")
+        }
+        Ok((mut store, handler)) => {
+            timeline.host(
+                "instance.started",
+                &[("component", sandbox.name.clone()), ("instantiate_us", micros_since(started))],
+            );
+            let outcome = async {
+                let inbound = store.data_mut().table.push(inbound)?;
+                handler.switchboard_call_handler().call_handle(&mut store, &request, inbound).await
+            }
+            .await;
+            let verdict = match outcome {
+                Ok(()) => {
+                    timeline.host("guest.returned", &[("cpu_ms", format!("{:.3}", store.data().cpu.total().as_secs_f64() * 1e3))]);
+                    (1000, "")
+                }
+                Err(error) => {
+                    let cause = trap_cause(store.data());
+                    let detail = format!("{error:#}");
+                    timeline.host("guest.trap", &[("cause", cause.to_owned()), ("detail", detail.clone())]);
+                    tracing::warn!(call = %timeline.call(), cause, "guest trapped: {detail}");
+                    (1011, "the call handler failed")
+                }
+            };
+            log_output(&timeline, store.data().captured_output());
+            // Dropping the store frees the instance and every resource it held; outbound
+            // connections it still had close with 1000.
+            drop(store);
+            verdict
+        }
+    };
+    control.close(code, reason);
+    let info = control.finished(CLOSE_GRACE + CLOSE_GRACE).await;
+    timeline.host(
+        "call.closed",
+        &[("code", info.code.to_string()), ("reason", info.reason.clone()), ("by", info.by.label().to_owned())],
+    );
+}
+
+fn log_output(timeline: &CallTimeline, (stdout, stderr): (bytes::Bytes, bytes::Bytes)) {
+    for (stream, bytes) in [("stdout", stdout), ("stderr", stderr)] {
+        if !bytes.is_empty() {
+            tracing::info!(target: "switchboard::guest", call = %timeline.call(), stream, "{}", String::from_utf8_lossy(&bytes));
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Switchboard: a sandboxed WebSocket edge runtime for real-time voice.
+//!
+//! The host accepts inbound WebSockets (Twilio Media Streams, say), runs a fresh instance
+//! of a WebAssembly component (`wasm32-wasip2`, world `switchboard:call/call-handler`)
+//! per connection, and lets that instance open outbound `ws://`/`wss://` connections
+//! (Deepgram, say) under an egress allowlist, with secret headers it never sees, and with
+//! memory and CPU limits.
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! let config = switchboard::Config::builtin()?;
+//! let host = switchboard::Switchboard::new(config)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! host.serve(listener, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod call;
+pub mod config;
+pub mod egress;
+pub mod host;
+pub mod runtime;
+pub mod secrets;
+mod server;
+pub mod timeline;
+pub mod ws;
+
+pub use config::Config;
+pub use host::{StartError, Switchboard};
+pub use timeline::{CallId, Marker, MarkerSource, Timeline};

@@ -1,0 +1,102 @@
+//! The `switchboard` binary.
+//!
+//! ```text
+//! switchboard serve                 # built-in defaults: voice pipeline on 127.0.0.1:8080
+//! switchboard serve --config switchboard.toml
+//! switchboard check --config switchboard.toml
+//! ```
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use switchboard::{Config, Switchboard};
+
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about = "Sandboxed WebSocket edge runtime for real-time voice")]
+struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve calls. Without --config: the bundled voice pipeline on /twilio/media at
+    /// 127.0.0.1:8080, allowed to reach wss://api.deepgram.com with
+    /// `Authorization: Token $DEEPGRAM_API_KEY`.
+    Serve {
+        /// TOML configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Override the configured listen address.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Validate the configuration and check every component against the host's imports
+    /// and the expected export, without serving.
+    Check {
+        /// TOML configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(path) => Config::load(path)?,
+        None => Config::builtin()?,
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Serve { config, listen } => {
+            let mut config = load_config(config.as_ref())?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            let address = config.listen;
+            let host = tokio::task::spawn_blocking(move || Switchboard::new(config)).await??;
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?;
+            let shutdown = async {
+                let _ = tokio::signal::ctrl_c().await;
+                tracing::info!("shutting down: no new calls are accepted");
+            };
+            host.serve(listener, shutdown).await?;
+        }
+        Command::Check { config } => {
+            let config = load_config(config.as_ref())?;
+            let components: Vec<String> = config.components.keys().cloned().collect();
+            tokio::task::spawn_blocking(move || Switchboard::new(config)).await??;
+            #[allow(clippy::print_stdout)]
+            for name in components {
+                println!("component `{name}`: ok (imports provided, exports switchboard:call/handler)");
+            }
+        }
+    }
+    Ok(())
+}

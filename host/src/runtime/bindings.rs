@@ -1,0 +1,24 @@
+//! The host-side bindings of the `switchboard:call/call-handler` world.
+//!
+//! WASI interfaces map to `wasmtime-wasi`'s own bindings, and each WIT resource of ours to
+//! the host type behind it (see [`crate::ws`]).
+
+#![allow(missing_docs)]
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "switchboard:call/call-handler",
+    imports: { default: async | trappable },
+    exports: { default: async },
+    with: {
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        "wasi:cli": wasmtime_wasi::p2::bindings::cli,
+        "switchboard:call/websocket.connection": crate::ws::Connection,
+        "switchboard:call/outbound.future-connection": crate::ws::PendingConnection,
+    },
+    require_store_data_send: true,
+});
+
+pub use exports::switchboard::call::handler::RequestInfo;
+pub use switchboard::call::websocket::{CloseFrame, ErrorCode, HandshakeResponse, Message};

@@ -1,0 +1,224 @@
+//! A compiled, checked component ready to be instantiated once per call.
+//!
+//! Loading compiles the component, checks that the host provides every import it needs
+//! (naming each missing one) and that it exports the `handler` interface, and builds the
+//! sandbox it will run in. Instantiation then only allocates from the pool.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::Component;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi_config::WasiConfigVariables;
+
+use super::bindings::{CallHandler, CallHandlerPre};
+use super::engine::Runtime;
+use super::state::CallState;
+use crate::config::{ComponentConfig, ComponentSource, Limits};
+use crate::egress::EgressPolicy;
+use crate::secrets::SecretHeaders;
+use crate::timeline::CallTimeline;
+use crate::ws::PumpOptions;
+use crate::ws::tls::{TlsSetupError, client_config};
+
+/// How long the host waits for a peer's close frame after sending its own.
+pub const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Everything a component's calls run under.
+pub struct Sandbox {
+    /// The component's name in the configuration.
+    pub name: String,
+    /// Where it may connect.
+    pub egress: EgressPolicy,
+    /// Headers added to its outbound handshakes.
+    pub secrets: SecretHeaders,
+    /// Its limits.
+    pub limits: Limits,
+    /// Outbound TLS settings.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Its `wasi:config/store` settings.
+    pub settings: WasiConfigVariables,
+    /// Socket sizing for its connections.
+    pub pump: PumpOptions,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("name", &self.name)
+            .field("egress", &self.egress)
+            .field("secrets", &self.secrets)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("component `{name}`: cannot read {path}: {source}")]
+    Read {
+        /// Component name.
+        name: String,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not a valid component.
+    #[error("component `{name}`: not a valid WebAssembly component: {message}")]
+    Compile {
+        /// Component name.
+        name: String,
+        /// The compiler's message.
+        message: String,
+    },
+    /// It imports something the host does not provide.
+    #[error("component `{name}` imports what the host does not provide: {}{}", missing.join(", "), detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    MissingImports {
+        /// Component name.
+        name: String,
+        /// The imports the host lacks, by name.
+        missing: Vec<String>,
+        /// The linker's own explanation, when no import is missing by name (a type mismatch).
+        detail: Option<String>,
+    },
+    /// It does not export `switchboard:call/handler` with the expected `handle`.
+    #[error("component `{name}` does not export the expected `switchboard:call/handler` interface: {message}")]
+    WrongExport {
+        /// Component name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Its outbound TLS settings are unusable.
+    #[error("component `{name}`: {source}")]
+    Tls {
+        /// Component name.
+        name: String,
+        /// The TLS problem.
+        source: TlsSetupError,
+    },
+}
+
+/// A component compiled for the host's engine, with its sandbox.
+pub struct LoadedComponent {
+    sandbox: Arc<Sandbox>,
+    pre: CallHandlerPre<CallState>,
+}
+
+impl std::fmt::Debug for LoadedComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedComponent").field("name", &self.sandbox.name).finish_non_exhaustive()
+    }
+}
+
+impl LoadedComponent {
+    /// Compiles and checks the component described by `config`. Compiling is CPU-heavy:
+    /// call it from a blocking context.
+    pub fn load(runtime: &Runtime, config: &ComponentConfig) -> Result<Self, LoadError> {
+        let name = config.name.clone();
+        let bytes: std::borrow::Cow<'static, [u8]> = match &config.source {
+            ComponentSource::File(path) => std::fs::read(path)
+                .map_err(|source| LoadError::Read { name: name.clone(), path: path.clone(), source })?
+                .into(),
+            ComponentSource::Builtin(builtin) => builtin.wasm().into(),
+        };
+        let component = Component::new(runtime.engine(), &bytes)
+            .map_err(|e| LoadError::Compile { name: name.clone(), message: format!("{e:#}") })?;
+        let pre = link(runtime, &name, &component)?;
+        let tls = client_config(&config.extra_ca_certs).map_err(|source| LoadError::Tls { name: name.clone(), source })?;
+        let limits = config.limits.clone();
+        let pump = PumpOptions {
+            max_message_bytes: limits.max_message_bytes,
+            send_queue_bytes: limits.send_queue_bytes,
+            receive_buffer_messages: 64,
+            close_grace: CLOSE_GRACE,
+        };
+        let sandbox = Sandbox {
+            name,
+            egress: config.egress.clone(),
+            secrets: config.secret_headers.clone(),
+            limits,
+            tls,
+            settings: config.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+            pump,
+        };
+        Ok(LoadedComponent { sandbox: Arc::new(sandbox), pre })
+    }
+
+    /// The component's sandbox.
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
+    /// A fresh store and instance for one call, with the memory limit, the CPU budget
+    /// and the call's timeline wired in.
+    pub async fn instantiate(&self, timeline: CallTimeline) -> wasmtime::Result<(Store<CallState>, CallHandler)> {
+        let engine = self.pre.engine();
+        let mut store = Store::new(engine, CallState::new(self.sandbox.clone(), timeline));
+        store.limiter(|state| &mut state.limiter);
+        store.call_hook(|context, hook| {
+            context.data().cpu.on_transition(hook);
+            Ok(())
+        });
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|context| {
+            let meter = context.data().cpu.clone();
+            meter.check_at_tick().map_err(wasmtime::Error::new)?;
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(async move {
+                    tokio::task::yield_now().await;
+                    meter.resume();
+                }),
+            ))
+        });
+        let handler = self.pre.instantiate_async(&mut store).await?;
+        Ok((store, handler))
+    }
+}
+
+/// Pre-instantiates `component`, or explains which imports or exports do not fit.
+fn link(runtime: &Runtime, name: &str, component: &Component) -> Result<CallHandlerPre<CallState>, LoadError> {
+    let instance_pre = runtime.linker().instantiate_pre(component).map_err(|error| LoadError::MissingImports {
+        name: name.to_owned(),
+        missing: missing_imports(runtime, component),
+        detail: Some(format!("{error:#}")),
+    })?;
+    CallHandlerPre::new(instance_pre).map_err(|e| LoadError::WrongExport { name: name.to_owned(), message: format!("{e:#}") })
+}
+
+/// The component's imports that the host's linker does not define at all.
+///
+/// A name is free in a linker exactly when defining it succeeds, so each import is probed
+/// by defining it in a throw-away copy of the linker.
+fn missing_imports(runtime: &Runtime, component: &Component) -> Vec<String> {
+    let engine = runtime.engine();
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .filter(|name| {
+            let mut probe = runtime.linker().clone();
+            probe.root().func_wrap(name, |_, (): ()| Ok(())).is_ok()
+        })
+        .collect()
+}
+
+/// When the instance has trapped: why, for markers and logs.
+pub fn trap_cause(state: &CallState) -> &'static str {
+    if state.cpu.exceeded() {
+        "cpu-budget"
+    } else if state.limiter.hit() {
+        "memory-limit"
+    } else {
+        "trap"
+    }
+}
+
+/// Elapsed microseconds since `start`, for markers.
+pub fn micros_since(start: Instant) -> String {
+    start.elapsed().as_micros().to_string()
+}

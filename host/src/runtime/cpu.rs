@@ -1,0 +1,209 @@
+//! The CPU budget: how long a guest may execute, measured at every guest/host transition.
+//!
+//! The engine's epoch advances every [`EPOCH_TICK`]. At each tick a running guest is
+//! interrupted: the meter adds up its execution time and either traps it (over budget) or
+//! yields to the async runtime, so a guest that never waits cannot hold a worker thread
+//! and every other call keeps flowing. Time spent waiting in host calls, or parked after a
+//! yield, does not count.
+//!
+//! Two budgets apply: `burst`, the longest stretch of execution without waiting on the
+//! host (a host call that takes at least [`WAIT_THRESHOLD`] counts as waiting), which stops
+//! a guest stuck in a loop within about a second; and `total`, the execution time of the
+//! whole call.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::CallHook;
+
+/// How often the engine's epoch advances.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// A host call at least this long means the guest was waiting, which ends a burst.
+pub const WAIT_THRESHOLD: Duration = Duration::from_millis(1);
+
+/// Which budget a guest exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CpuBudgetExceeded {
+    /// It executed longer than the burst budget without waiting.
+    #[error("guest ran {used:?} without waiting on the host (burst budget {limit:?})")]
+    Burst {
+        /// Execution time of the burst.
+        used: Duration,
+        /// The budget.
+        limit: Duration,
+    },
+    /// It executed longer than the call's total budget.
+    #[error("guest used {used:?} of execution time (call budget {limit:?})")]
+    Total {
+        /// Execution time of the call.
+        used: Duration,
+        /// The budget.
+        limit: Duration,
+    },
+}
+
+/// Per-call execution-time accounting. Cheap to clone; clones share the counters.
+#[derive(Debug, Clone)]
+pub struct CpuMeter {
+    inner: Arc<MeterInner>,
+}
+
+#[derive(Debug)]
+struct MeterInner {
+    origin: Instant,
+    burst_limit: Duration,
+    total_limit: Duration,
+    /// Nanoseconds since `origin` (plus one) when the current stretch in wasm began; 0 when
+    /// the guest is not executing.
+    running_since: AtomicU64,
+    /// Nanoseconds since `origin` (plus one) when the current host call began; 0 outside one.
+    in_host_since: AtomicU64,
+    burst: AtomicU64,
+    total: AtomicU64,
+    exceeded: AtomicBool,
+}
+
+impl CpuMeter {
+    /// A meter with the given budgets.
+    pub fn new(burst_limit: Duration, total_limit: Duration) -> Self {
+        CpuMeter {
+            inner: Arc::new(MeterInner {
+                origin: Instant::now(),
+                burst_limit,
+                total_limit,
+                running_since: AtomicU64::new(0),
+                in_host_since: AtomicU64::new(0),
+                burst: AtomicU64::new(0),
+                total: AtomicU64::new(0),
+                exceeded: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.inner.origin.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    /// The guest starts (or resumes) executing.
+    fn start_stretch(&self) {
+        self.inner.running_since.store(self.now(), Ordering::Relaxed);
+    }
+
+    /// The guest stops executing: its stretch is added to both counters.
+    fn end_stretch(&self) {
+        let since = self.inner.running_since.swap(0, Ordering::Relaxed);
+        if since != 0 {
+            let elapsed = self.now().saturating_sub(since);
+            self.inner.burst.fetch_add(elapsed, Ordering::Relaxed);
+            self.inner.total.fetch_add(elapsed, Ordering::Relaxed);
+        }
+    }
+
+    /// Feeds a guest/host transition (from `Store::call_hook`).
+    pub fn on_transition(&self, hook: CallHook) {
+        match hook {
+            CallHook::CallingWasm => self.start_stretch(),
+            CallHook::ReturningFromWasm => self.end_stretch(),
+            CallHook::CallingHost => {
+                self.end_stretch();
+                self.inner.in_host_since.store(self.now(), Ordering::Relaxed);
+            }
+            CallHook::ReturningFromHost => {
+                let since = self.inner.in_host_since.swap(0, Ordering::Relaxed);
+                if since != 0 && self.now().saturating_sub(since) >= WAIT_THRESHOLD.as_nanos() as u64 {
+                    self.inner.burst.store(0, Ordering::Relaxed);
+                }
+                self.start_stretch();
+            }
+        }
+    }
+
+    /// Called at an epoch tick while the guest executes: counts the stretch so far and
+    /// checks the budgets. On `Ok` the caller yields and then calls [`CpuMeter::resume`].
+    pub fn check_at_tick(&self) -> Result<(), CpuBudgetExceeded> {
+        self.end_stretch();
+        let burst = Duration::from_nanos(self.inner.burst.load(Ordering::Relaxed));
+        let total = Duration::from_nanos(self.inner.total.load(Ordering::Relaxed));
+        let verdict = if burst > self.inner.burst_limit {
+            Err(CpuBudgetExceeded::Burst { used: burst, limit: self.inner.burst_limit })
+        } else if total > self.inner.total_limit {
+            Err(CpuBudgetExceeded::Total { used: total, limit: self.inner.total_limit })
+        } else {
+            Ok(())
+        };
+        if verdict.is_err() {
+            self.inner.exceeded.store(true, Ordering::Relaxed);
+        }
+        verdict
+    }
+
+    /// The guest resumes after a yield.
+    pub fn resume(&self) {
+        self.start_stretch();
+    }
+
+    /// Whether a budget was exceeded (the reason the instance trapped).
+    pub fn exceeded(&self) -> bool {
+        self.inner.exceeded.load(Ordering::Relaxed)
+    }
+
+    /// Execution time so far.
+    pub fn total(&self) -> Duration {
+        Duration::from_nanos(self.inner.total.load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn busy(duration: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < duration {
+            std::hint::spin_loop();
+        }
+    }
+
+    #[test]
+    fn a_long_burst_is_refused_and_waiting_resets_it() {
+        let meter = CpuMeter::new(Duration::from_millis(20), Duration::from_secs(10));
+        meter.on_transition(CallHook::CallingWasm);
+        busy(Duration::from_millis(5));
+        assert!(meter.check_at_tick().is_ok());
+        meter.resume();
+        // A host call that waits ends the burst.
+        meter.on_transition(CallHook::CallingHost);
+        std::thread::sleep(WAIT_THRESHOLD * 2);
+        meter.on_transition(CallHook::ReturningFromHost);
+        busy(Duration::from_millis(25));
+        let verdict = meter.check_at_tick();
+        assert!(matches!(verdict, Err(CpuBudgetExceeded::Burst { .. })), "{verdict:?}");
+        assert!(meter.exceeded());
+        assert!(meter.total() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn time_in_host_calls_does_not_count() {
+        let meter = CpuMeter::new(Duration::from_millis(20), Duration::from_millis(20));
+        meter.on_transition(CallHook::CallingWasm);
+        meter.on_transition(CallHook::CallingHost);
+        std::thread::sleep(Duration::from_millis(40));
+        meter.on_transition(CallHook::ReturningFromHost);
+        assert!(meter.check_at_tick().is_ok());
+        assert!(meter.total() < Duration::from_millis(20));
+    }
+
+    #[test]
+    fn the_total_budget_spans_bursts() {
+        let meter = CpuMeter::new(Duration::from_secs(10), Duration::from_millis(15));
+        for _ in 0..4 {
+            meter.on_transition(CallHook::CallingWasm);
+            busy(Duration::from_millis(5));
+            meter.on_transition(CallHook::ReturningFromWasm);
+        }
+        meter.on_transition(CallHook::CallingWasm);
+        assert!(matches!(meter.check_at_tick(), Err(CpuBudgetExceeded::Total { .. })));
+    }
+}

@@ -1,0 +1,148 @@
+//! The inbound side: accepting TCP (optionally TLS), HTTP/1.1, routing, and WebSocket
+//! upgrades that start calls.
+//!
+//! Routes answer only WebSocket upgrades (426 otherwise); unknown paths get 404;
+//! `/healthz` answers `ok`. When every call slot is taken an upgrade gets 503.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::config::InboundTls;
+use crate::host::{HostInner, Switchboard};
+use crate::runtime::bindings::RequestInfo;
+use crate::timeline::CallId;
+
+/// Longest time a client may take to send its request headers (or finish TLS).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The remote address of the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+struct RemoteAddr(SocketAddr);
+
+type Shared = std::sync::Arc<HostInner>;
+
+pub(crate) async fn serve(host: Switchboard, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+    let router = Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .fallback(upgrade)
+        .with_state(host.inner.clone());
+    let tls = host.inner.tls.clone();
+    tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "switchboard listening");
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, remote) = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let router = router.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(RemoteAddr(remote));
+                router.clone().oneshot(request.map(Body::new))
+            });
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+            let result = match tls {
+                None => http.serve_connection(TokioIo::new(tcp), service).with_upgrades().await,
+                Some(acceptor) => match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => http.serve_connection(TokioIo::new(stream), service).with_upgrades().await,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%remote, "inbound TLS handshake failed: {error}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%remote, "inbound TLS handshake timed out");
+                        return;
+                    }
+                },
+            };
+            if let Err(error) = result {
+                tracing::debug!(%remote, "connection ended with an error: {error}");
+            }
+        });
+    }
+}
+
+/// Every path but `/healthz`: a WebSocket upgrade on a configured route starts a call.
+async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    let Some((route, component)) = host.routes.get(&path) else {
+        return (StatusCode::NOT_FOUND, "no route for this path\n").into_response();
+    };
+    if !hyper_tungstenite::is_upgrade_request(&request) {
+        return (StatusCode::UPGRADE_REQUIRED, "this path accepts WebSocket upgrades only\n").into_response();
+    }
+    let Ok(permit) = host.call_slots.clone().try_acquire_owned() else {
+        tracing::warn!(path, "call refused: every call slot is taken");
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many concurrent calls\n").into_response();
+    };
+    let config = component.sandbox().pump.websocket_config();
+    let (response, websocket) = match hyper_tungstenite::upgrade(&mut request, Some(config)) {
+        Ok(upgrade) => upgrade,
+        Err(error) => return (StatusCode::BAD_REQUEST, format!("bad WebSocket upgrade: {error}\n")).into_response(),
+    };
+
+    let call = CallId(host.next_call.fetch_add(1, Ordering::Relaxed));
+    let timeline = host.timeline.start_call(call);
+    let remote = request.extensions().get::<RemoteAddr>().map(|r| r.0.to_string()).unwrap_or_default();
+    timeline.host(
+        "call.accepted",
+        &[("remote", remote), ("path", path.clone()), ("component", route.component.clone())],
+    );
+    let headers = route
+        .forward_headers
+        .iter()
+        .filter_map(|name| {
+            request.headers().get(name).and_then(|v| v.to_str().ok()).map(|v| (name.as_str().to_owned(), v.to_owned()))
+        })
+        .collect();
+    let info = RequestInfo {
+        connection_id: call.to_string(),
+        path,
+        query: request.uri().query().map(str::to_owned),
+        headers,
+    };
+    let component = component.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        match websocket.await {
+            Ok(socket) => crate::call::run(component, socket, info, timeline).await,
+            Err(error) => timeline.host("call.closed", &[("code", "1006".to_owned()), ("reason", format!("upgrade failed: {error}")), ("by", "network".to_owned())]),
+        }
+    });
+    response.map(Body::new)
+}
+
+/// A TLS acceptor from PEM files.
+pub(crate) fn tls_acceptor(tls: &InboundTls) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+    let certs = crate::ws::tls::read_certificates(&tls.cert).map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| format!("key file {}: {e}", tls.key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(crate::ws::tls::crypto_provider())
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| format!("certificate or key refused: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
+}

@@ -1,0 +1,201 @@
+//! Opening an outbound WebSocket: DNS, TCP, TLS and the upgrade, under one deadline, with
+//! a typed error for each way it can fail.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderName, HeaderValue};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Error as WsError;
+
+use crate::egress::{Scheme, Target};
+
+/// Any byte stream a dialed socket runs over (plain TCP or TLS).
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+
+/// A dialed socket.
+pub type DialedSocket = WebSocketStream<Box<dyn Transport>>;
+
+/// Everything needed to open one connection.
+#[derive(Debug)]
+pub struct DialRequest {
+    /// The full URL (path and query included).
+    pub url: url::Url,
+    /// Its scheme, host and port, already checked against policy.
+    pub target: Target,
+    /// Handshake headers: the guest's, then the host's secrets over them.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Subprotocols to offer.
+    pub subprotocols: Vec<String>,
+    /// Deadline for the whole handshake.
+    pub timeout: Duration,
+    /// TLS settings for `wss`.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Socket settings.
+    pub websocket: WebSocketConfig,
+}
+
+/// A successful handshake.
+pub struct Dialed {
+    /// The open socket.
+    pub socket: DialedSocket,
+    /// The subprotocol the server selected.
+    pub protocol: Option<String>,
+    /// The address connected to.
+    pub peer: SocketAddr,
+    /// How long the whole handshake took.
+    pub handshake: Duration,
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DialError {
+    /// Name resolution failed.
+    #[error("DNS lookup failed: {0}")]
+    Dns(String),
+    /// Every address refused the TCP connection.
+    #[error("connection refused")]
+    Refused,
+    /// The deadline passed.
+    #[error("no complete handshake within {0:?}")]
+    Timeout(Duration),
+    /// TLS failed.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    /// The server answered the upgrade with another status.
+    #[error("upgrade rejected with HTTP {status}")]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// Response headers.
+        headers: Vec<(String, String)>,
+        /// Start of the body.
+        body_excerpt: String,
+    },
+    /// Any other network or protocol failure.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl DialError {
+    /// A short cause label for markers and metrics.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            DialError::Dns(_) => "dns-error",
+            DialError::Refused => "connection-refused",
+            DialError::Timeout(_) => "connect-timeout",
+            DialError::Tls(_) => "tls-error",
+            DialError::Rejected { .. } => "handshake-rejected",
+            DialError::Other(_) => "internal-error",
+        }
+    }
+}
+
+/// Bytes of a rejection's body kept for the guest.
+pub const BODY_EXCERPT_BYTES: usize = 512;
+
+/// Opens the connection, or says why not, within `request.timeout`.
+pub async fn dial(request: DialRequest) -> Result<Dialed, DialError> {
+    let started = Instant::now();
+    let deadline = request.timeout;
+    match tokio::time::timeout(deadline, dial_inner(request)).await {
+        Ok(Ok((socket, protocol, peer))) => Ok(Dialed { socket, protocol, peer, handshake: started.elapsed() }),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(DialError::Timeout(deadline)),
+    }
+}
+
+async fn dial_inner(request: DialRequest) -> Result<(DialedSocket, Option<String>, SocketAddr), DialError> {
+    let DialRequest { url, target, headers, subprotocols, tls, websocket, .. } = request;
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| DialError::Dns(format!("{}: {e}", target.host)))?
+        .collect();
+    if addresses.is_empty() {
+        return Err(DialError::Dns(format!("{}: no addresses", target.host)));
+    }
+    let (tcp, peer) = connect_any(&addresses).await?;
+    tcp.set_nodelay(true).map_err(|e| DialError::Other(format!("set_nodelay: {e}")))?;
+
+    let transport: Box<dyn Transport> = match target.scheme {
+        Scheme::Ws => Box::new(tcp),
+        Scheme::Wss => {
+            let server_name = rustls::pki_types::ServerName::try_from(target.host.clone())
+                .map_err(|e| DialError::Tls(format!("invalid server name {:?}: {e}", target.host)))?;
+            let stream = tokio_rustls::TlsConnector::from(tls)
+                .connect(server_name, tcp)
+                .await
+                .map_err(|e| DialError::Tls(tls_reason(&e)))?;
+            Box::new(stream)
+        }
+    };
+
+    let mut http_request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| DialError::Other(format!("cannot build the upgrade request: {e}")))?;
+    let request_headers = http_request.headers_mut();
+    for (name, value) in headers {
+        request_headers.insert(name, value);
+    }
+    if !subprotocols.is_empty() {
+        let offer = HeaderValue::from_str(&subprotocols.join(", "))
+            .map_err(|_| DialError::Other("a subprotocol is not a valid header value".to_owned()))?;
+        request_headers.insert(http::header::SEC_WEBSOCKET_PROTOCOL, offer);
+    }
+
+    match tokio_tungstenite::client_async_with_config(http_request, transport, Some(websocket)).await {
+        Ok((socket, response)) => {
+            let protocol = response
+                .headers()
+                .get(http::header::SEC_WEBSOCKET_PROTOCOL)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            Ok((socket, protocol, peer))
+        }
+        Err(WsError::Http(response)) => {
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+                .collect();
+            let body = response.body().as_deref().unwrap_or_default();
+            let excerpt = &body[..body.len().min(BODY_EXCERPT_BYTES)];
+            Err(DialError::Rejected { status, headers, body_excerpt: String::from_utf8_lossy(excerpt).into_owned() })
+        }
+        Err(WsError::Io(e)) => Err(DialError::Other(format!("connection failed during the upgrade: {e}"))),
+        Err(other) => Err(DialError::Other(format!("upgrade failed: {other}"))),
+    }
+}
+
+/// Tries each address in turn; refused only if every address refused.
+async fn connect_any(addresses: &[SocketAddr]) -> Result<(TcpStream, SocketAddr), DialError> {
+    let mut last: Option<io::Error> = None;
+    for address in addresses {
+        match TcpStream::connect(address).await {
+            Ok(stream) => return Ok((stream, *address)),
+            Err(error) => last = Some(error),
+        }
+    }
+    match last {
+        Some(error) if error.kind() == io::ErrorKind::ConnectionRefused => Err(DialError::Refused),
+        Some(error) => Err(DialError::Other(format!("TCP connect failed: {error}"))),
+        None => Err(DialError::Dns("no addresses".to_owned())),
+    }
+}
+
+/// The rustls reason behind a TLS I/O error, e.g. "invalid peer certificate: UnknownIssuer".
+fn tls_reason(error: &io::Error) -> String {
+    match error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls_error) => rustls_error.to_string(),
+        None => error.to_string(),
+    }
+}

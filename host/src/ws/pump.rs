@@ -1,0 +1,350 @@
+//! Drives one WebSocket: a reader that hands messages to the guest's buffer and a writer
+//! that drains the guest's send queue, run side by side.
+//!
+//! The two never wait on each other: a peer that stops reading stalls only the writer
+//! (and the guest sees `would-block`), while the reader keeps answering pings and
+//! delivering messages. The pump ends when the close handshake completes, when the peer
+//! vanishes, or, after our close frame, when the peer does not answer within
+//! [`PumpOptions::close_grace`].
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame as WireCloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WireMessage, error::CapacityError};
+
+use super::connection::{Connection, Outgoing};
+use crate::runtime::bindings::{CloseFrame, Message};
+
+/// Sizing for one pumped socket.
+#[derive(Debug, Clone)]
+pub struct PumpOptions {
+    /// Largest message either way; a larger incoming one closes the socket with 1009.
+    pub max_message_bytes: usize,
+    /// Bytes the send queue holds before `send` reports `would-block`.
+    pub send_queue_bytes: usize,
+    /// Received messages buffered for the guest before the reader stops reading.
+    pub receive_buffer_messages: usize,
+    /// How long to wait for the peer's close frame after sending ours.
+    pub close_grace: Duration,
+}
+
+impl PumpOptions {
+    /// The tungstenite settings matching these options. Buffers start small (the
+    /// default 128 KiB each would dominate a call's memory) and grow only as needed.
+    pub fn websocket_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(0)
+            .max_write_buffer_size(self.max_message_bytes.saturating_mul(2).max(64 * 1024))
+            .max_message_size(Some(self.max_message_bytes))
+            .max_frame_size(Some(self.max_message_bytes))
+    }
+}
+
+/// Which side ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClosedBy {
+    /// The host or guest sent the first close frame.
+    Local,
+    /// The peer sent the first close frame.
+    Peer,
+    /// No close handshake: the connection failed or the peer vanished.
+    Network,
+}
+
+impl ClosedBy {
+    /// A short label for markers.
+    pub fn label(self) -> &'static str {
+        match self {
+            ClosedBy::Local => "local",
+            ClosedBy::Peer => "peer",
+            ClosedBy::Network => "network",
+        }
+    }
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseInfo {
+    /// The close code (1006 when no close frame was exchanged).
+    pub code: u16,
+    /// The close reason, or a description of the failure.
+    pub reason: String,
+    /// Who ended it.
+    pub by: ClosedBy,
+}
+
+/// State shared by the pump, the guest's [`Connection`] and the host's control handle.
+#[derive(Debug, Default)]
+pub(crate) struct LinkState {
+    /// Set once, when the connection has ended (by the reader as soon as it sees the end).
+    pub ended: Mutex<Option<CloseInfo>>,
+    /// The first close frame we sent (so a second `close` is refused).
+    pub local_close: Mutex<Option<CloseFrame>>,
+}
+
+impl LinkState {
+    pub(crate) fn ended(&self) -> Option<CloseInfo> {
+        self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn end(&self, info: CloseInfo) {
+        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        if ended.is_none() {
+            *ended = Some(info);
+        }
+    }
+
+    /// The close frame we sent first, if any.
+    pub(crate) fn local_close(&self) -> Option<CloseFrame> {
+        self.local_close.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records a local close; false if one was already sent.
+    pub(crate) fn mark_local_close(&self, frame: CloseFrame) -> bool {
+        let mut local = self.local_close.lock().unwrap_or_else(|p| p.into_inner());
+        if local.is_some() {
+            return false;
+        }
+        *local = Some(frame);
+        true
+    }
+}
+
+/// The host's handle on a pumped socket, independent of the guest's resource: it can
+/// close the socket after the guest is gone and learn how it ended.
+#[derive(Debug)]
+pub struct ConnectionControl {
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    link: Arc<LinkState>,
+    finished: oneshot::Receiver<CloseInfo>,
+}
+
+impl ConnectionControl {
+    /// Starts the close handshake unless the connection is closing or closed already.
+    pub fn close(&self, code: u16, reason: &str) {
+        let frame = CloseFrame { code, reason: reason.to_owned() };
+        if self.link.ended().is_none() && self.link.mark_local_close(frame.clone()) {
+            let _ = self.outgoing.send(Outgoing::Close(frame));
+        }
+    }
+
+    /// Waits up to `timeout` for the pump to end and returns how the connection ended.
+    /// On time-out the socket is dropped (the pump task is detached and ends on its own
+    /// grace timer).
+    pub async fn finished(self, timeout: Duration) -> CloseInfo {
+        let ConnectionControl { outgoing, link, finished } = self;
+        drop(outgoing);
+        match tokio::time::timeout(timeout, finished).await {
+            Ok(Ok(info)) => info,
+            _ => link.ended().unwrap_or(CloseInfo {
+                code: 1006,
+                reason: "the close handshake did not finish in time".to_owned(),
+                by: ClosedBy::Network,
+            }),
+        }
+    }
+}
+
+/// Starts pumping `socket` and returns the guest's resource and the host's control handle.
+/// `on_end` runs once, when the connection has ended.
+pub fn spawn<S>(
+    socket: WebSocketStream<S>,
+    options: &PumpOptions,
+    protocol: Option<String>,
+    on_end: impl FnOnce(&CloseInfo) + Send + 'static,
+) -> (Connection, ConnectionControl)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (incoming_tx, incoming_rx) = mpsc::channel(options.receive_buffer_messages.max(1));
+    let (outgoing_tx, outgoing_rx) = mpsc::unbounded_channel();
+    let (queued_tx, queued_rx) = watch::channel(0usize);
+    let queued_tx = Arc::new(queued_tx);
+    let link = Arc::new(LinkState::default());
+    let (finished_tx, finished_rx) = oneshot::channel();
+
+    let connection = Connection::new(
+        incoming_rx,
+        outgoing_tx.clone(),
+        queued_tx.clone(),
+        queued_rx,
+        link.clone(),
+        options,
+        protocol,
+    );
+    let control = ConnectionControl { outgoing: outgoing_tx.clone(), link: link.clone(), finished: finished_rx };
+
+    let close_grace = options.close_grace;
+    tokio::spawn(async move {
+        let (sink, stream) = socket.split();
+        let reader = read_loop(stream, incoming_tx, outgoing_tx, link.clone());
+        let writer = write_loop(sink, outgoing_rx, queued_tx.clone(), link.clone());
+        tokio::pin!(reader, writer);
+        let info = tokio::select! {
+            info = &mut reader => info,
+            () = &mut writer => {
+                // We sent our close frame (or could not write): wait for the peer's answer.
+                match tokio::time::timeout(close_grace, &mut reader).await {
+                    Ok(info) => info,
+                    Err(_) => match link.local_close() {
+                        Some(frame) => CloseInfo {
+                            code: frame.code,
+                            reason: format!("{} (the peer did not answer the close frame)", frame.reason),
+                            by: ClosedBy::Local,
+                        },
+                        None => CloseInfo {
+                            code: 1006,
+                            reason: "the socket failed while writing".to_owned(),
+                            by: ClosedBy::Network,
+                        },
+                    },
+                }
+            }
+        };
+        link.end(info.clone());
+        // Wake a guest waiting on `writable`: sends now fail with `closed`.
+        queued_tx.send_replace(0);
+        on_end(&info);
+        let _ = finished_tx.send(info);
+    });
+    (connection, control)
+}
+
+/// Reads until the connection ends; returns how it ended, after recording it in `link`
+/// (so the guest sees the end as soon as its buffer is drained).
+async fn read_loop<S>(
+    mut stream: futures_util::stream::SplitStream<WebSocketStream<S>>,
+    incoming: mpsc::Sender<Message>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    link: Arc<LinkState>,
+) -> CloseInfo
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Once the guest has dropped its connection, messages are read and discarded, so the
+    // peer's close frame is still seen.
+    let mut guest_listening = true;
+    let info = loop {
+        let message = match stream.next().await {
+            Some(Ok(WireMessage::Text(text))) => Message::Text(text.as_str().to_owned()),
+            Some(Ok(WireMessage::Binary(data))) => Message::Binary(data.to_vec()),
+            Some(Ok(WireMessage::Ping(_) | WireMessage::Pong(_) | WireMessage::Frame(_))) => continue,
+            Some(Ok(WireMessage::Close(frame))) => {
+                // If our close frame went first, this is the peer's answer to it.
+                let info = match (link.local_close(), frame) {
+                    (Some(ours), _) => CloseInfo { code: ours.code, reason: ours.reason, by: ClosedBy::Local },
+                    (None, Some(frame)) => CloseInfo {
+                        code: frame.code.into(),
+                        reason: frame.reason.as_str().to_owned(),
+                        by: ClosedBy::Peer,
+                    },
+                    (None, None) => CloseInfo { code: 1005, reason: String::new(), by: ClosedBy::Peer },
+                };
+                link.end(info.clone());
+                drop(incoming);
+                // Keep polling so tungstenite flushes its close reply, until the peer hangs up.
+                let _ = tokio::time::timeout(Duration::from_secs(2), async { while stream.next().await.is_some() {} }).await;
+                return info;
+            }
+            Some(Err(error)) => {
+                let info = failure_info(&error);
+                if matches!(info.code, 1009 | 1002 | 1007) {
+                    // Tell the peer why, as RFC 6455 asks.
+                    let _ = outgoing.send(Outgoing::Close(frame_of(&info)));
+                }
+                break info;
+            }
+            None => {
+                break CloseInfo {
+                    code: 1006,
+                    reason: "the connection ended without a close frame".to_owned(),
+                    by: ClosedBy::Network,
+                };
+            }
+        };
+        if guest_listening && incoming.send(message).await.is_err() {
+            guest_listening = false;
+        }
+    };
+    link.end(info.clone());
+    info
+}
+
+fn frame_of(info: &CloseInfo) -> CloseFrame {
+    CloseFrame { code: info.code, reason: info.reason.clone() }
+}
+
+/// Maps a read error to the close the guest and the markers see.
+fn failure_info(error: &WsError) -> CloseInfo {
+    let (code, by, reason) = match error {
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            (1009, ClosedBy::Local, format!("message of {size} bytes exceeds the limit of {max_size}"))
+        }
+        WsError::Capacity(other) => (1009, ClosedBy::Local, other.to_string()),
+        WsError::Protocol(protocol) => (1002, ClosedBy::Local, format!("protocol error: {protocol}")),
+        WsError::Utf8(_) => (1007, ClosedBy::Local, "invalid UTF-8 in a text message".to_owned()),
+        other => (1006, ClosedBy::Network, other.to_string()),
+    };
+    let mut reason = reason;
+    crate::timeline::truncate_utf8(&mut reason, 123);
+    CloseInfo { code, reason, by }
+}
+
+/// Writes queued messages until a close frame is sent, the queue's senders are all gone
+/// (then it closes with 1000), or the socket fails.
+async fn write_loop<S>(
+    mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, WireMessage>,
+    mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
+    queued: Arc<watch::Sender<usize>>,
+    link: Arc<LinkState>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Messages written before one flush, when the guest queued several.
+    const BATCH: usize = 64;
+    loop {
+        let Some(first) = outgoing.recv().await else {
+            let frame = CloseFrame { code: 1000, reason: String::new() };
+            if link.mark_local_close(frame.clone()) {
+                let _ = sink.send(wire_close(&frame)).await;
+            }
+            return;
+        };
+        let mut batch_bytes = 0;
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(item) = next.take() {
+            match item {
+                Outgoing::Message(message, bytes) => {
+                    if sink.feed(message).await.is_err() {
+                        return;
+                    }
+                    batch_bytes += bytes;
+                }
+                Outgoing::Close(frame) => {
+                    let _ = sink.send(wire_close(&frame)).await;
+                    return;
+                }
+            }
+            written += 1;
+            if written < BATCH {
+                next = outgoing.try_recv().ok();
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+        queued.send_modify(|q| *q = q.saturating_sub(batch_bytes));
+    }
+}
+
+fn wire_close(frame: &CloseFrame) -> WireMessage {
+    WireMessage::Close(Some(WireCloseFrame { code: CloseCode::from(frame.code), reason: frame.reason.clone().into() }))
+}

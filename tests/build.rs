@@ -1,0 +1,11 @@
+//! Builds the test guest components and exposes their paths as `GUEST_<NAME>`.
+
+fn main() {
+    match guest_build::build(&["echo-guest", "relay-guest", "hostile-guest", "voice-pipeline"]) {
+        Ok(built) => guest_build::export_paths(&built),
+        Err(error) => {
+            eprintln!("{error}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! Test guest: echoes every inbound message back, then returns when the caller closes.
+//!
+//! Built for `wasm32-wasip2` by the harness build script; see `tests/README.md`.
+
+use switchboard_guest::io::send_blocking;
+use switchboard_guest::{Connection, ErrorCode, Handler, RequestInfo, mark};
+
+struct Echo;
+
+impl Handler for Echo {
+    fn handle(request: RequestInfo, inbound: Connection) {
+        mark("echo.started", &[("path".into(), request.path.clone())]);
+        loop {
+            match inbound.receive() {
+                Ok(Some(message)) => {
+                    if let Err(error) = send_blocking(&inbound, &message) {
+                        mark("echo.send-failed", &[("error".into(), format!("{error:?}"))]);
+                        return;
+                    }
+                }
+                Ok(None) => inbound.subscribe().block(),
+                Err(ErrorCode::Closed(frame)) => {
+                    mark("echo.peer-closed", &[("code".into(), frame.code.to_string())]);
+                    return;
+                }
+                Err(error) => {
+                    mark("echo.receive-failed", &[("error".into(), format!("{error:?}"))]);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+switchboard_guest::export_handler!(Echo);

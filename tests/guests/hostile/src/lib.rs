@@ -1,0 +1,126 @@
+//! Test guest that misbehaves on purpose. The `mode` setting picks how:
+//!
+//! - `loop`: spins forever without yielding (the CPU budget must stop it);
+//! - `memory-bomb`: allocates until memory runs out (the memory limit must stop it);
+//! - `trap`: panics, which traps the instance;
+//! - `connect`: connects to the `target` setting and reports the outcome to the caller as
+//!   a text message (`ok` or the error), e.g. a target not allowed or `ws://` where only
+//!   `wss://` is allowed;
+//! - `connect-storm`: starts `count` connects to `target` at once and reports how many
+//!   were accepted and how many refused with `connection-limit`;
+//! - `snoop`: reports everything the guest can see that could carry a secret: settings,
+//!   environment, arguments, files, the request's headers, and the answer of a rejected
+//!   handshake to `target`.
+//!
+//! Every report is one text message to the caller, then the guest waits for the caller to
+//! close.
+
+use switchboard_guest::io::finish_connect;
+use switchboard_guest::outbound::{ConnectOptions, connect};
+use switchboard_guest::{Connection, ErrorCode, Handler, Message, RequestInfo, mark, setting};
+
+struct Hostile;
+
+impl Handler for Hostile {
+    fn handle(request: RequestInfo, inbound: Connection) {
+        let mode = setting("mode").unwrap_or_default();
+        mark("hostile.mode", &[("mode".into(), mode.clone())]);
+        let report = match mode.as_str() {
+            "loop" => spin(),
+            "memory-bomb" => allocate_forever(),
+            "trap" => panic!("hostile guest traps on purpose"),
+            "connect" => connect_once(),
+            "connect-storm" => connect_storm(),
+            "snoop" => snoop(&request),
+            other => format!("unknown mode {other:?}"),
+        };
+        let _ = inbound.send(&Message::Text(report));
+        wait_for_close(&inbound);
+    }
+}
+
+fn spin() -> String {
+    let mut counter: u64 = 0;
+    loop {
+        counter = std::hint::black_box(counter.wrapping_add(1));
+    }
+}
+
+fn allocate_forever() -> String {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut block = vec![0u8; 1 << 20];
+        block[0] = 1;
+        hoard.push(std::hint::black_box(block));
+    }
+}
+
+fn target() -> String {
+    setting("target").unwrap_or_else(|| "wss://not-configured.invalid/".to_owned())
+}
+
+fn no_options() -> ConnectOptions {
+    ConnectOptions { headers: Vec::new(), subprotocols: Vec::new(), timeout: None }
+}
+
+fn connect_once() -> String {
+    match connect(&target(), &no_options()).and_then(|future| finish_connect(&future)) {
+        Ok(_connection) => "ok".to_owned(),
+        Err(error) => format!("{error:?}"),
+    }
+}
+
+fn connect_storm() -> String {
+    let count: usize = setting("count").and_then(|c| c.parse().ok()).unwrap_or(100);
+    let mut accepted = Vec::new();
+    let mut limited = 0;
+    let mut other = 0;
+    for _ in 0..count {
+        match connect(&target(), &no_options()) {
+            Ok(future) => accepted.push(future),
+            Err(ErrorCode::ConnectionLimit) => limited += 1,
+            Err(_) => other += 1,
+        }
+    }
+    format!("accepted={} limited={limited} other={other}", accepted.len())
+}
+
+fn snoop(request: &RequestInfo) -> String {
+    let mut seen = Vec::new();
+    seen.push(format!(
+        "settings={:?}",
+        switchboard_guest::bindings::wasi::config::store::get_all()
+    ));
+    seen.push(format!("env={:?}", std::env::vars().collect::<Vec<_>>()));
+    seen.push(format!("args={:?}", std::env::args().collect::<Vec<_>>()));
+    seen.push(format!("files={:?}", std::fs::read_dir("/").map(|d| d.count())));
+    seen.push(format!("request-headers={:?}", request.headers));
+    let options = ConnectOptions {
+        headers: vec![("authorization".into(), "guest-chosen".into())],
+        subprotocols: Vec::new(),
+        timeout: None,
+    };
+    match connect(&target(), &options).and_then(|future| finish_connect(&future)) {
+        Ok(connection) => {
+            seen.push(format!("protocol={:?}", connection.protocol()));
+            // Whatever the server sends first (an echo of the handshake, say).
+            let ready = connection.subscribe();
+            ready.block();
+            seen.push(format!("first-message={:?}", connection.receive()));
+        }
+        Err(error) => seen.push(format!("connect={error:?}")),
+    }
+    seen.join("\n")
+}
+
+fn wait_for_close(inbound: &Connection) {
+    loop {
+        match inbound.receive() {
+            Ok(Some(_)) => {}
+            Ok(None) => inbound.subscribe().block(),
+            Err(_) => return,
+        }
+    }
+}
+
+switchboard_guest::export_handler!(Hostile);
