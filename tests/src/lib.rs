@@ -1,1 +1,37 @@
-//! x
+//! Integration test harness for Switchboard components.
+//!
+//! Everything runs on loopback with ports from 0: a real host ([`TestHost`]) serving your
+//! component, real WebSocket clients ([`TestClient`]) and real WebSocket servers
+//! ([`FakeServer`]) with real TLS from a CA made at test time ([`TestCa`]).
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! use switchboard_harness::{ComponentSpec, FakeServer, TestCa, TestClient, TestHost};
+//! let ca = TestCa::new()?;
+//! let upstream = FakeServer::echo().tls(&ca).start().await?;
+//! let host = TestHost::builder()
+//!     .route("/call", ComponentSpec::new("relay", "path/to/relay.wasm")
+//!         .allow(&upstream.origin())
+//!         .trust(&ca)
+//!         .setting("target", &upstream.url("/v1/listen")))
+//!     .start()
+//!     .await?;
+//! let mut caller = TestClient::connect(&host.url("/call")).await?;
+//! caller.send_text("hello").await?;
+//! assert_eq!(caller.next_text().await?, "hello");
+//! # Ok(()) }
+//! ```
+
+pub mod ca;
+pub mod client;
+pub mod fake_server;
+pub mod guests;
+pub mod host;
+
+pub use ca::TestCa;
+pub use client::TestClient;
+pub use fake_server::{FakeServer, Handshake, RunningServer};
+pub use host::{ComponentSpec, TestHost};
+
+/// How long harness helpers wait for something that should happen promptly.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);

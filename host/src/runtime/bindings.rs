@@ -20,5 +20,5 @@ wasmtime::component::bindgen!({
     require_store_data_send: true,
 });
 
-pub use exports::switchboard::call::handler::RequestInfo;
-pub use switchboard::call::websocket::{CloseFrame, ErrorCode, HandshakeResponse, Message};
+pub use self::exports::switchboard::call::handler::RequestInfo;
+pub use self::switchboard::call::websocket::{CloseFrame, ErrorCode, HandshakeResponse, Message};

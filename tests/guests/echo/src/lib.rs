@@ -1,9 +1,11 @@
 //! Test guest: echoes every inbound message back, then returns when the caller closes.
+//! The text message `bye` makes it return at once without closing (the host then closes
+//! the socket with 1000).
 //!
 //! Built for `wasm32-wasip2` by the harness build script; see `tests/README.md`.
 
 use switchboard_guest::io::send_blocking;
-use switchboard_guest::{Connection, ErrorCode, Handler, RequestInfo, mark};
+use switchboard_guest::{Connection, ErrorCode, Handler, Message, RequestInfo, mark};
 
 struct Echo;
 
@@ -12,6 +14,7 @@ impl Handler for Echo {
         mark("echo.started", &[("path".into(), request.path.clone())]);
         loop {
             match inbound.receive() {
+                Ok(Some(Message::Text(text))) if text == "bye" => return,
                 Ok(Some(message)) => {
                     if let Err(error) = send_blocking(&inbound, &message) {
                         mark("echo.send-failed", &[("error".into(), format!("{error:?}"))]);

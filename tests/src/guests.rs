@@ -1,0 +1,11 @@
+//! Paths of the test guest components, built for `wasm32-wasip2` by this crate's build
+//! script (see `build.rs`).
+
+/// Echoes every message; `bye` makes it return without closing.
+pub const ECHO: &str = env!("GUEST_ECHO_GUEST");
+/// Relays between the inbound socket and the outbound `target` setting.
+pub const RELAY: &str = env!("GUEST_RELAY_GUEST");
+/// Misbehaves as its `mode` setting says.
+pub const HOSTILE: &str = env!("GUEST_HOSTILE_GUEST");
+/// The bundled voice-pipeline component.
+pub const VOICE_PIPELINE: &str = env!("GUEST_VOICE_PIPELINE");

@@ -1,0 +1,123 @@
+//! The inbound side: routing, upgrades, echo, ping, size limit, close codes, TLS.
+
+use std::time::Duration;
+
+use switchboard_harness::{ComponentSpec, TestCa, TestClient, TestHost, guests};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{echo_host, init_tracing};
+
+/// Sends a raw HTTP/1.1 request and returns the status line.
+async fn http_status(host: &TestHost, request: &str) -> anyhow::Result<String> {
+    let mut tcp = tokio::net::TcpStream::connect(host.addr()).await?;
+    tcp.write_all(request.as_bytes()).await?;
+    let mut response = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut response)).await??;
+    let text = String::from_utf8_lossy(&response[..n]).into_owned();
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn echoes_text_and_binary_and_answers_pings() -> anyhow::Result<()> {
+    let host = echo_host().await?;
+    let mut caller = TestClient::connect(&host.url("/echo")).await?;
+    caller.send_text("hello").await?;
+    assert_eq!(caller.next_text().await?, "hello");
+    caller.send_binary(vec![0, 1, 2, 255]).await?;
+    assert_eq!(caller.next_data().await?, Message::binary(vec![0, 1, 2, 255]));
+    caller.send(Message::Ping(b"are you there".to_vec().into())).await?;
+    let pong = caller.next_within(Duration::from_secs(10)).await?;
+    assert_eq!(pong, Some(Message::Pong(b"are you there".to_vec().into())));
+
+    caller.close(1000, "done").await?;
+    let closed = caller.expect_close().await?;
+    assert_eq!(closed.code, 1000);
+    let marker = host.marker("call.closed", |_| true).await?;
+    assert_eq!(marker.attr("code"), Some("1000"));
+    assert_eq!(marker.attr("by"), Some("peer"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn healthz_404_and_426() -> anyhow::Result<()> {
+    let host = echo_host().await?;
+    let ok = http_status(&host, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await?;
+    assert!(ok.contains("200"), "{ok}");
+    let missing = http_status(&host, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n").await?;
+    assert!(missing.contains("404"), "{missing}");
+    let plain = http_status(&host, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n").await?;
+    assert!(plain.contains("426"), "{plain}");
+    assert!(host.timeline().calls().is_empty(), "no call starts without an upgrade");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_guest_that_returns_gets_its_socket_closed_with_1000() -> anyhow::Result<()> {
+    let host = echo_host().await?;
+    let mut caller = TestClient::connect(&host.url("/echo")).await?;
+    caller.send_text("bye").await?;
+    let closed = caller.expect_close().await?;
+    assert_eq!(closed.code, 1000);
+    host.marker("guest.returned", |_| true).await?;
+    let marker = host.marker("call.closed", |_| true).await?;
+    assert_eq!(marker.attr("by"), Some("local"));
+    let names: Vec<String> = host.timeline().markers(marker.call).into_iter().map(|m| m.name).collect();
+    let expected = ["call.accepted", "instance.started", "echo.started", "guest.returned", "call.closed"];
+    assert_eq!(names, expected, "the call's timeline in order");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_oversize_message_closes_with_1009() -> anyhow::Result<()> {
+    init_tracing();
+    let host = TestHost::builder()
+        .route("/echo", ComponentSpec::new("echo", guests::ECHO).limit("max_message_bytes", 1024))
+        .start()
+        .await?;
+    let mut caller = TestClient::connect(&host.url("/echo")).await?;
+    caller.send_binary(vec![7; 1024]).await?;
+    assert_eq!(caller.next_data().await?.len(), 1024, "a message at the limit passes");
+    caller.send_binary(vec![7; 1025]).await?;
+    let closed = caller.expect_close().await?;
+    assert_eq!(closed.code, 1009, "{closed:?}");
+    let marker = host.marker("call.closed", |_| true).await?;
+    assert_eq!(marker.attr("code"), Some("1009"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_caller_that_vanishes_ends_the_call() -> anyhow::Result<()> {
+    let host = echo_host().await?;
+    let caller = TestClient::connect(&host.url("/echo")).await?;
+    drop(caller); // TCP closes without a close frame
+    let marker = host.marker("call.closed", |_| true).await?;
+    assert_eq!(marker.attr("code"), Some("1006"), "{marker:?}");
+    let echo = host.marker("echo.peer-closed", |_| true).await?;
+    assert_eq!(echo.attr("code"), Some("1006"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn serves_wss_with_its_own_certificate() -> anyhow::Result<()> {
+    init_tracing();
+    let ca = TestCa::new()?;
+    let host = TestHost::builder().tls(&ca)?.route("/echo", ComponentSpec::new("echo", guests::ECHO)).start().await?;
+    let mut caller = TestClient::connect_tls(&host.url("/echo"), ca.client_config()?).await?;
+    caller.send_text("over tls").await?;
+    assert_eq!(caller.next_text().await?, "over tls");
+    Ok(())
+}
+
+#[tokio::test]
+async fn calls_beyond_the_limit_get_503() -> anyhow::Result<()> {
+    init_tracing();
+    let host = TestHost::builder().max_calls(1).route("/echo", ComponentSpec::new("echo", guests::ECHO)).start().await?;
+    let mut first = TestClient::connect(&host.url("/echo")).await?;
+    first.send_text("x").await?;
+    first.next_text().await?;
+    let second = TestClient::connect(&host.url("/echo")).await;
+    let error = format!("{:#}", second.expect_err("the second call must be refused"));
+    assert!(error.contains("503"), "{error}");
+    Ok(())
+}

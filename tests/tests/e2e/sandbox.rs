@@ -1,0 +1,154 @@
+//! The sandbox: hostile guests are stopped and contained; policy refuses what is not
+//! allowed; secrets stay out of the guest's reach.
+
+use std::time::{Duration, Instant};
+
+use switchboard_harness::{ComponentSpec, FakeServer, TestClient, TestHost, guests};
+
+use crate::init_tracing;
+
+fn hostile(mode: &str) -> ComponentSpec {
+    ComponentSpec::new("hostile", guests::HOSTILE).setting("mode", mode)
+}
+
+/// A host with the echo guest on `/echo` and `spec` on `/hostile`.
+async fn host_with(spec: ComponentSpec) -> anyhow::Result<TestHost> {
+    init_tracing();
+    TestHost::builder()
+        .env("SECRET_TOKEN", "do-not-leak-42")
+        .route("/echo", ComponentSpec::new("echo", guests::ECHO))
+        .route("/hostile", spec)
+        .start()
+        .await
+}
+
+/// Round trips on an echo call while `during` is in progress; returns how many completed.
+async fn echo_round_trips(host: &TestHost, duration: Duration) -> anyhow::Result<usize> {
+    let mut caller = TestClient::connect(&host.url("/echo")).await?;
+    let until = Instant::now() + duration;
+    let mut count = 0;
+    while Instant::now() < until {
+        caller.send_text("ping").await?;
+        assert_eq!(caller.next_text().await?, "ping");
+        count += 1;
+    }
+    Ok(count)
+}
+
+#[tokio::test]
+async fn a_looping_guest_is_stopped_and_others_keep_flowing() -> anyhow::Result<()> {
+    let host = host_with(hostile("loop").limit("cpu_burst_ms", 500)).await?;
+    // Two looping calls: as many as this machine has cores.
+    let mut loopers = Vec::new();
+    for _ in 0..2 {
+        loopers.push(TestClient::connect(&host.url("/hostile")).await?);
+    }
+    let trips = echo_round_trips(&host, Duration::from_millis(400)).await?;
+    assert!(trips > 0, "an echo call got no round trip while two guests spun");
+    for mut looper in loopers {
+        let closed = looper.expect_close().await?;
+        assert_eq!(closed.code, 1011, "{closed:?}");
+    }
+    let trap = host.marker("guest.trap", |_| true).await?;
+    assert_eq!(trap.attr("cause"), Some("cpu-budget"), "{trap:?}");
+    assert!(trap.attr("detail").unwrap_or_default().contains("without waiting"), "{trap:?}");
+    assert!(echo_round_trips(&host, Duration::from_millis(50)).await? > 0, "the host still serves");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_memory_bomb_hits_the_memory_limit() -> anyhow::Result<()> {
+    let host = host_with(hostile("memory-bomb").limit("memory_mb", 16)).await?;
+    let mut bomb = TestClient::connect(&host.url("/hostile")).await?;
+    assert_eq!(bomb.expect_close().await?.code, 1011);
+    let trap = host.marker("guest.trap", |_| true).await?;
+    assert_eq!(trap.attr("cause"), Some("memory-limit"), "{trap:?}");
+    assert!(echo_round_trips(&host, Duration::from_millis(50)).await? > 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_trap_closes_1011_and_frees_the_instance() -> anyhow::Result<()> {
+    init_tracing();
+    // One call slot: if the trapped instance were not freed, the next call would get 503.
+    let host = TestHost::builder().max_calls(1).route("/hostile", hostile("trap")).start().await?;
+    for _ in 0..3 {
+        let mut caller = TestClient::connect(&host.url("/hostile")).await?;
+        let closed = caller.expect_close().await?;
+        assert_eq!(closed.code, 1011);
+        host.timeline()
+            .wait_for(switchboard_harness::PATIENCE, |m| m.name == "call.closed")
+            .await
+            .ok_or_else(|| anyhow::anyhow!("call did not close"))?;
+        while host.host().live_calls() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let traps = host.timeline().find(|m| m.name == "guest.trap");
+    assert_eq!(traps.len(), 3);
+    assert!(traps.iter().all(|t| t.attr("cause") == Some("trap")), "{traps:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_target_not_on_the_allowlist_is_denied() -> anyhow::Result<()> {
+    let upstream = FakeServer::echo().start().await?;
+    let host = host_with(hostile("connect").setting("target", &upstream.url("/"))).await?;
+    let mut caller = TestClient::connect(&host.url("/hostile")).await?;
+    assert_eq!(caller.next_text().await?, "Denied");
+    assert_eq!(upstream.connections(), 0, "nothing reached the network");
+    let denied = host.marker("outbound.denied", |_| true).await?;
+    assert_eq!(denied.attr("cause"), Some("not-allowed"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn ws_is_denied_where_only_wss_is_allowed() -> anyhow::Result<()> {
+    let upstream = FakeServer::echo().start().await?;
+    let port = upstream.addr().port();
+    let spec = hostile("connect")
+        .allow(&format!("wss://localhost:{port}"))
+        .setting("target", &format!("ws://localhost:{port}/"));
+    let host = host_with(spec).await?;
+    let mut caller = TestClient::connect(&host.url("/hostile")).await?;
+    assert_eq!(caller.next_text().await?, "Denied");
+    assert_eq!(upstream.connections(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_connect_storm_hits_the_connection_limit() -> anyhow::Result<()> {
+    let upstream = FakeServer::silent().start().await?;
+    let spec = hostile("connect-storm")
+        .allow(&upstream.origin())
+        .setting("target", &upstream.url("/"))
+        .setting("count", "200")
+        .limit("max_outbound_connections", 4);
+    let host = host_with(spec).await?;
+    let mut caller = TestClient::connect(&host.url("/hostile")).await?;
+    assert_eq!(caller.next_text().await?, "accepted=4 limited=196 other=0");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_guest_cannot_observe_an_injected_secret() -> anyhow::Result<()> {
+    let upstream = FakeServer::echo().expect_token("do-not-leak-42").start().await?;
+    let spec = hostile("snoop")
+        .allow(&upstream.origin())
+        .setting("target", &upstream.url("/"))
+        .setting("innocent", "value")
+        .secret_header("localhost", "Authorization", "Token ${SECRET_TOKEN}");
+    let host = host_with(spec).await?;
+    let mut caller = TestClient::connect(&host.url("/hostile")).await?;
+    let report = caller.next_text().await?;
+    // The secret did its job on the wire ...
+    let handshake = upstream.wait_for_handshake().await?;
+    assert_eq!(handshake.header("authorization"), Some("Token do-not-leak-42"));
+    assert!(report.contains("protocol=None"), "the connect succeeded: {report}");
+    // ... and the guest saw none of it.
+    assert!(!report.contains("do-not-leak-42"), "secret leaked: {report}");
+    assert!(report.contains("\"innocent\""), "settings are visible: {report}");
+    assert!(report.contains("env=[]"), "no environment: {report}");
+    assert!(report.contains("files=Err"), "no filesystem: {report}");
+    Ok(())
+}
