@@ -81,11 +81,13 @@ pub struct RunningServer {
     scheme: &'static str,
     recorded: Arc<Recorded>,
     task: tokio::task::JoinHandle<()>,
+    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl Drop for RunningServer {
     fn drop(&mut self) {
         self.task.abort();
+        self.vanish();
     }
 }
 
@@ -149,16 +151,19 @@ impl FakeServer {
         let recorded = Arc::new(Recorded::default());
         let scheme = if self.tls.is_some() { "wss" } else { "ws" };
         let state = recorded.clone();
+        let connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let live = connections.clone();
         let task = tokio::spawn(async move {
             let server = Arc::new(self);
             while let Ok((tcp, _)) = listener.accept().await {
                 let _ = tcp.set_nodelay(true);
                 let server = server.clone();
                 let recorded = state.clone();
-                tokio::spawn(async move { server.serve_tcp(tcp, recorded).await });
+                let handle = tokio::spawn(async move { server.serve_tcp(tcp, recorded).await });
+                live.lock().unwrap_or_else(|p| p.into_inner()).push(handle.abort_handle());
             }
         });
-        Ok(RunningServer { addr, scheme, recorded, task })
+        Ok(RunningServer { addr, scheme, recorded, task, connections })
     }
 
     async fn serve_tcp(&self, tcp: TcpStream, recorded: Arc<Recorded>) {
@@ -235,9 +240,9 @@ impl FakeServer {
                         if sink.send(message).await.is_err() {
                             break;
                         }
-                    } else if message.is_close() {
-                        break;
                     }
+                    // A close frame is answered by tungstenite on the next read; keep
+                    // reading until the stream ends so the answer goes out.
                 }
             }
             Behavior::Silent => {
@@ -286,6 +291,14 @@ impl RunningServer {
     /// A URL on this server, e.g. `url("/v1/listen?model=nova-3")`.
     pub fn url(&self, path_and_query: &str) -> String {
         format!("{}{path_and_query}", self.origin())
+    }
+
+    /// Drops every open connection without a close frame, as a crashed peer would; the
+    /// server keeps accepting new ones.
+    pub fn vanish(&self) {
+        for handle in self.connections.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            handle.abort();
+        }
     }
 
     /// Every upgrade request so far.

@@ -139,8 +139,11 @@ impl CpuMeter {
         verdict
     }
 
-    /// The guest resumes after a yield.
+    /// The guest resumes after a yield. The epoch callback runs inside a host transition
+    /// (the interrupt is a libcall); the time spent parked must not look like waiting,
+    /// or a guest that never waits would have its burst reset at every tick.
     pub fn resume(&self) {
+        self.inner.in_host_since.store(0, Ordering::Relaxed);
         self.start_stretch();
     }
 

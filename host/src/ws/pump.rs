@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame as WireCloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message as WireMessage, error::CapacityError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WireMessage};
 
 use super::connection::{Connection, Outgoing};
 use crate::runtime::bindings::{CloseFrame, Message};
@@ -188,7 +189,14 @@ where
         let writer = write_loop(sink, outgoing_rx, queued_tx.clone(), link.clone());
         tokio::pin!(reader, writer);
         let info = tokio::select! {
-            info = &mut reader => info,
+            info = &mut reader => {
+                if info.by == ClosedBy::Local {
+                    // The reader refused the peer's input (too large, malformed) and queued
+                    // a close frame: let the writer send it before the socket is dropped.
+                    let _ = tokio::time::timeout(close_grace, &mut writer).await;
+                }
+                info
+            }
             () = &mut writer => {
                 // We sent our close frame (or could not write): wait for the peer's answer.
                 match tokio::time::timeout(close_grace, &mut reader).await {
@@ -254,6 +262,10 @@ where
                 return info;
             }
             Some(Err(error)) => {
+                if let Some(ours) = link.local_close() {
+                    // We had closed; the peer hung up instead of answering. Our close stands.
+                    break CloseInfo { code: ours.code, reason: ours.reason, by: ClosedBy::Local };
+                }
                 let info = failure_info(&error);
                 if matches!(info.code, 1009 | 1002 | 1007) {
                     // Tell the peer why, as RFC 6455 asks.
@@ -262,6 +274,9 @@ where
                 break info;
             }
             None => {
+                if let Some(ours) = link.local_close() {
+                    break CloseInfo { code: ours.code, reason: ours.reason, by: ClosedBy::Local };
+                }
                 break CloseInfo {
                     code: 1006,
                     reason: "the connection ended without a close frame".to_owned(),
@@ -288,6 +303,9 @@ fn failure_info(error: &WsError) -> CloseInfo {
             (1009, ClosedBy::Local, format!("message of {size} bytes exceeds the limit of {max_size}"))
         }
         WsError::Capacity(other) => (1009, ClosedBy::Local, other.to_string()),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            (1006, ClosedBy::Network, "the peer hung up without a close frame".to_owned())
+        }
         WsError::Protocol(protocol) => (1002, ClosedBy::Local, format!("protocol error: {protocol}")),
         WsError::Utf8(_) => (1007, ClosedBy::Local, "invalid UTF-8 in a text message".to_owned()),
         other => (1006, ClosedBy::Network, other.to_string()),

@@ -39,8 +39,8 @@ fn missing_imports_are_listed_by_name() -> anyhow::Result<()> {
         &dir,
         "missing.wasm",
         r#"(component
-            (import "acme:telephony/dialer@1.0.0" (instance))
-            (import "wasi:http/outgoing-handler@0.2.0" (instance))
+            (import "acme:telephony/dialer@1.0.0" (instance (export "dial" (func))))
+            (import "wasi:http/outgoing-handler@0.2.0" (instance (export "handle" (func))))
         )"#,
     )?;
     let error = load(&wasm)?.expect_err("must be refused");

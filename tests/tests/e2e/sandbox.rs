@@ -95,7 +95,7 @@ async fn a_target_not_on_the_allowlist_is_denied() -> anyhow::Result<()> {
     let upstream = FakeServer::echo().start().await?;
     let host = host_with(hostile("connect").setting("target", &upstream.url("/"))).await?;
     let mut caller = TestClient::connect(&host.url("/hostile")).await?;
-    assert_eq!(caller.next_text().await?, "Denied");
+    assert_eq!(caller.next_text().await?, "ErrorCode::Denied");
     assert_eq!(upstream.connections(), 0, "nothing reached the network");
     let denied = host.marker("outbound.denied", |_| true).await?;
     assert_eq!(denied.attr("cause"), Some("not-allowed"));
@@ -111,7 +111,7 @@ async fn ws_is_denied_where_only_wss_is_allowed() -> anyhow::Result<()> {
         .setting("target", &format!("ws://localhost:{port}/"));
     let host = host_with(spec).await?;
     let mut caller = TestClient::connect(&host.url("/hostile")).await?;
-    assert_eq!(caller.next_text().await?, "Denied");
+    assert_eq!(caller.next_text().await?, "ErrorCode::Denied");
     assert_eq!(upstream.connections(), 0);
     Ok(())
 }
