@@ -12,6 +12,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::PATIENCE;
 
+/// The socket type of a client.
+pub type ClientSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
 /// A connected client.
 pub struct TestClient {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -56,12 +59,7 @@ impl TestClient {
     }
 
     /// Splits into a sink and a stream, for driving both directions at once.
-    pub fn into_split(
-        self,
-    ) -> (
-        futures_util::stream::SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>,
-        futures_util::stream::SplitStream<WebSocketStream<MaybeTlsStream<TcpStream>>>,
-    ) {
+    pub fn into_split(self) -> (futures_util::stream::SplitSink<ClientSocket, Message>, futures_util::stream::SplitStream<ClientSocket>) {
         self.socket.split()
     }
 

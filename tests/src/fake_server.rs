@@ -184,6 +184,8 @@ impl FakeServer {
         }
     }
 
+    // tungstenite's handshake callback fixes the error type to a full HTTP response.
+    #[allow(clippy::result_large_err)]
     async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, recorded: Arc<Recorded>) {
         let callback = |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
             let handshake = Handshake {
@@ -218,12 +220,11 @@ impl FakeServer {
                     response.headers_mut().insert("sec-websocket-protocol", http::HeaderValue::from_static("token"));
                 }
             }
-            if let Some(protocol) = &self.protocol {
-                if offered.iter().any(|p| p == protocol) {
-                    if let Ok(value) = http::HeaderValue::from_str(protocol) {
-                        response.headers_mut().insert("sec-websocket-protocol", value);
-                    }
-                }
+            if let Some(protocol) = &self.protocol
+                && offered.iter().any(|p| p == protocol)
+                && let Ok(value) = http::HeaderValue::from_str(protocol)
+            {
+                response.headers_mut().insert("sec-websocket-protocol", value);
             }
             Ok(response)
         };

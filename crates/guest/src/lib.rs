@@ -3,7 +3,7 @@
 //! A component crate (a `cdylib` built for `wasm32-wasip2`) implements
 //! [`bindings::exports::switchboard::call::handler::Guest`] and exports it:
 //!
-//! ```ignore
+//! ```text
 //! struct Echo;
 //! impl switchboard_guest::Handler for Echo {
 //!     fn handle(request: RequestInfo, inbound: Connection) { /* ... */ }

@@ -137,6 +137,7 @@ async fn the_guest_cannot_observe_an_injected_secret() -> anyhow::Result<()> {
         .allow(&upstream.origin())
         .setting("target", &upstream.url("/"))
         .setting("innocent", "value")
+        .setting("tcp_target", &upstream.addr().to_string())
         .secret_header("localhost", "Authorization", "Token ${SECRET_TOKEN}");
     let host = host_with(spec).await?;
     let mut caller = TestClient::connect(&host.url("/hostile")).await?;
@@ -150,5 +151,7 @@ async fn the_guest_cannot_observe_an_injected_secret() -> anyhow::Result<()> {
     assert!(report.contains("\"innocent\""), "settings are visible: {report}");
     assert!(report.contains("env=[]"), "no environment: {report}");
     assert!(report.contains("files=Err"), "no filesystem: {report}");
+    assert!(report.contains("tcp=Err"), "no sockets but the host's: {report}");
+    assert_eq!(upstream.connections(), 1, "only the policy-checked connect reached the server");
     Ok(())
 }

@@ -95,6 +95,10 @@ fn snoop(request: &RequestInfo) -> String {
     seen.push(format!("args={:?}", std::env::args().collect::<Vec<_>>()));
     seen.push(format!("files={:?}", std::fs::read_dir("/").map(|d| d.count())));
     seen.push(format!("request-headers={:?}", request.headers));
+    if let Some(address) = setting("tcp_target") {
+        // A plain socket through wasi:sockets, around the host's policy: must fail.
+        seen.push(format!("tcp={:?}", std::net::TcpStream::connect(address.as_str()).map(|_| "connected")));
+    }
     let options = ConnectOptions {
         headers: vec![("authorization".into(), "guest-chosen".into())],
         subprotocols: Vec::new(),
