@@ -107,6 +107,8 @@ pub struct FileLimits {
     pub max_message_bytes: Option<u64>,
     /// Bytes a connection's send queue holds before `send` reports `would-block`.
     pub send_queue_bytes: Option<u64>,
+    /// Received bytes a connection buffers for the guest before it stops reading.
+    pub receive_buffer_bytes: Option<u64>,
     /// Default outbound handshake deadline, ms.
     pub connect_timeout_ms: Option<u64>,
     /// Longest handshake deadline a guest may ask for, ms.

@@ -126,6 +126,8 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Send queue size per connection.
     pub send_queue_bytes: usize,
+    /// Received bytes buffered per connection while the guest has not taken them.
+    pub receive_buffer_bytes: usize,
     /// Default outbound handshake deadline.
     pub connect_timeout: Duration,
     /// Longest deadline a guest may ask for.
@@ -142,6 +144,7 @@ impl Default for Limits {
             max_outbound_connects: 256,
             max_message_bytes: 1 << 20,
             send_queue_bytes: 1 << 20,
+            receive_buffer_bytes: 1 << 20,
             connect_timeout: Duration::from_secs(10),
             max_connect_timeout: Duration::from_secs(60),
         }
@@ -365,6 +368,7 @@ impl Validator<'_> {
         let memory_mb = range("memory_mb", file.memory_mb, (defaults.memory_bytes >> 20) as u64, 1, 4_096)?;
         let max_message = range("max_message_bytes", file.max_message_bytes, defaults.max_message_bytes as u64, 125, 64 << 20)?;
         let queue = range("send_queue_bytes", file.send_queue_bytes, defaults.send_queue_bytes as u64, 1_024, 256 << 20)?;
+        let receive = range("receive_buffer_bytes", file.receive_buffer_bytes, defaults.receive_buffer_bytes as u64, 1_024, 256 << 20)?;
         let connect = range("connect_timeout_ms", file.connect_timeout_ms, ms(defaults.connect_timeout), 10, 600_000)?;
         let max_connect = range("max_connect_timeout_ms", file.max_connect_timeout_ms, ms(defaults.max_connect_timeout).max(connect), connect, 600_000)?;
         Ok(Limits {
@@ -375,6 +379,7 @@ impl Validator<'_> {
             max_outbound_connects: range("max_outbound_connects", file.max_outbound_connects.map(u64::from), u64::from(defaults.max_outbound_connects), 0, 1_000_000)? as u32,
             max_message_bytes: max_message as usize,
             send_queue_bytes: queue as usize,
+            receive_buffer_bytes: receive as usize,
             connect_timeout: Duration::from_millis(connect),
             max_connect_timeout: Duration::from_millis(max_connect),
         })

@@ -133,7 +133,7 @@ impl LoadedComponent {
         let pump = PumpOptions {
             max_message_bytes: limits.max_message_bytes,
             send_queue_bytes: limits.send_queue_bytes,
-            receive_buffer_messages: 64,
+            receive_buffer_bytes: limits.receive_buffer_bytes,
             close_grace: CLOSE_GRACE,
         };
         let sandbox = Sandbox {

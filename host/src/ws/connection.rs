@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WireMessage;
 use wasmtime_wasi_io::poll::Pollable;
 
-use super::pump::{CloseInfo, LinkState, PumpOptions};
+use super::pump::{CloseInfo, LinkState, PumpOptions, Received};
 use crate::runtime::bindings::{CloseFrame, ErrorCode, Message};
 
 /// What the guest asks the writer to do.
@@ -28,9 +28,9 @@ pub type SlotGuard = Box<dyn Send + Sync>;
 
 /// A pumped WebSocket as the guest sees it.
 pub struct Connection {
-    incoming: mpsc::Receiver<Message>,
+    incoming: mpsc::Receiver<Received>,
     /// A message taken off `incoming` by `ready` and not yet handed to `receive`.
-    peeked: Option<Message>,
+    peeked: Option<Received>,
     /// True once `incoming` reported that the reader is done.
     drained: bool,
     outgoing: mpsc::UnboundedSender<Outgoing>,
@@ -56,7 +56,7 @@ impl std::fmt::Debug for Connection {
 
 impl Connection {
     pub(crate) fn new(
-        incoming: mpsc::Receiver<Message>,
+        incoming: mpsc::Receiver<Received>,
         outgoing: mpsc::UnboundedSender<Outgoing>,
         queued: Arc<watch::Sender<usize>>,
         queued_rx: watch::Receiver<usize>,
@@ -123,14 +123,14 @@ impl Connection {
 
     /// Takes the next message; see the WIT `receive`.
     pub fn receive(&mut self) -> Result<Option<Message>, ErrorCode> {
-        if let Some(message) = self.peeked.take() {
-            return Ok(Some(message));
+        if let Some(received) = self.peeked.take() {
+            return Ok(Some(received.message));
         }
         if self.drained {
             return Err(self.closed_error());
         }
         match self.incoming.try_recv() {
-            Ok(message) => Ok(Some(message)),
+            Ok(received) => Ok(Some(received.message)),
             Err(mpsc::error::TryRecvError::Empty) => Ok(None),
             Err(mpsc::error::TryRecvError::Disconnected) => {
                 self.drained = true;
@@ -187,7 +187,7 @@ impl Pollable for Connection {
             return;
         }
         match self.incoming.recv().await {
-            Some(message) => self.peeked = Some(message),
+            Some(received) => self.peeked = Some(received),
             None => self.drained = true,
         }
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame as WireCloseFrame, WebSocketConfig};
@@ -29,8 +29,9 @@ pub struct PumpOptions {
     pub max_message_bytes: usize,
     /// Bytes the send queue holds before `send` reports `would-block`.
     pub send_queue_bytes: usize,
-    /// Received messages buffered for the guest before the reader stops reading.
-    pub receive_buffer_messages: usize,
+    /// Bytes of received messages buffered for the guest before the reader stops reading
+    /// (so a peer cannot make the host hold more than this while the guest is busy).
+    pub receive_buffer_bytes: usize,
     /// How long to wait for the peer's close frame after sending ours.
     pub close_grace: Duration,
 }
@@ -164,7 +165,9 @@ pub fn spawn<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (incoming_tx, incoming_rx) = mpsc::channel(options.receive_buffer_messages.max(1));
+    // Bounded by bytes through `budget`; the message count bound only caps tiny messages.
+    let (incoming_tx, incoming_rx) = mpsc::channel(RECEIVE_BUFFER_MESSAGES);
+    let budget = Arc::new(Semaphore::new(options.receive_buffer_bytes.max(1)));
     let (outgoing_tx, outgoing_rx) = mpsc::unbounded_channel();
     let (queued_tx, queued_rx) = watch::channel(0usize);
     let queued_tx = Arc::new(queued_tx);
@@ -185,7 +188,7 @@ where
     let close_grace = options.close_grace;
     tokio::spawn(async move {
         let (sink, stream) = socket.split();
-        let reader = read_loop(stream, incoming_tx, outgoing_tx, link.clone());
+        let reader = read_loop(stream, incoming_tx, budget, outgoing_tx, link.clone());
         let writer = write_loop(sink, outgoing_rx, queued_tx.clone(), link.clone());
         tokio::pin!(reader, writer);
         let info = tokio::select! {
@@ -229,7 +232,8 @@ where
 /// (so the guest sees the end as soon as its buffer is drained).
 async fn read_loop<S>(
     mut stream: futures_util::stream::SplitStream<WebSocketStream<S>>,
-    incoming: mpsc::Sender<Message>,
+    incoming: mpsc::Sender<Received>,
+    budget: Arc<Semaphore>,
     outgoing: mpsc::UnboundedSender<Outgoing>,
     link: Arc<LinkState>,
 ) -> CloseInfo
@@ -239,6 +243,7 @@ where
     // Once the guest has dropped its connection, messages are read and discarded, so the
     // peer's close frame is still seen.
     let mut guest_listening = true;
+    let budget_size = budget.available_permits().min(u32::MAX as usize);
     let info = loop {
         let message = match stream.next().await {
             Some(Ok(WireMessage::Text(text))) => Message::Text(text.as_str().to_owned()),
@@ -284,12 +289,34 @@ where
                 };
             }
         };
-        if guest_listening && incoming.send(message).await.is_err() {
-            guest_listening = false;
+        if guest_listening {
+            // A message larger than the whole budget waits for the buffer to empty.
+            let cost = message_len(&message).clamp(1, budget_size);
+            let Ok(permit) = budget.clone().acquire_many_owned(cost as u32).await else { continue };
+            if incoming.send(Received { message, _permit: permit }).await.is_err() {
+                guest_listening = false;
+            }
         }
     };
     link.end(info.clone());
     info
+}
+
+/// Messages buffered for the guest at most, however small.
+const RECEIVE_BUFFER_MESSAGES: usize = 1024;
+
+/// A received message and its share of the receive budget, returned when the guest takes it.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) message: Message,
+    _permit: OwnedSemaphorePermit,
+}
+
+fn message_len(message: &Message) -> usize {
+    match message {
+        Message::Text(text) => text.len(),
+        Message::Binary(data) => data.len(),
+    }
 }
 
 fn frame_of(info: &CloseInfo) -> CloseFrame {

@@ -155,3 +155,32 @@ async fn the_guest_cannot_observe_an_injected_secret() -> anyhow::Result<()> {
     assert_eq!(upstream.connections(), 1, "only the policy-checked connect reached the server");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_guest_that_does_not_read_holds_at_most_its_receive_buffer() -> anyhow::Result<()> {
+    use futures_util::SinkExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let host = host_with(hostile("ignore").limit("receive_buffer_bytes", 64 * 1024)).await?;
+    let caller = TestClient::connect(&host.url("/hostile")).await?;
+    host.marker("hostile.mode", |_| true).await?;
+    let (mut sink, _stream) = caller.into_split();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    // Offer 64 MiB; the host may hold 64 KiB plus what TCP buffers absorb.
+    let flood = tokio::spawn(async move {
+        for _ in 0..1024 {
+            if sink.send(Message::binary(vec![0u8; 64 * 1024])).await.is_err() {
+                break;
+            }
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let accepted = sent.load(Ordering::Relaxed);
+    assert!(accepted < 512, "the host kept reading for a guest that does not: {accepted} x 64 KiB accepted");
+    flood.abort();
+    Ok(())
+}

@@ -3,6 +3,7 @@
 //! - `loop`: spins forever without yielding (the CPU budget must stop it);
 //! - `memory-bomb`: allocates until memory runs out (the memory limit must stop it);
 //! - `trap`: panics, which traps the instance;
+//! - `ignore`: never reads its inbound socket (the host must stop reading for it);
 //! - `connect`: connects to the `target` setting and reports the outcome to the caller as
 //!   a text message (`ok` or the error), e.g. a target not allowed or `ws://` where only
 //!   `wss://` is allowed;
@@ -29,6 +30,10 @@ impl Handler for Hostile {
             "loop" => spin(),
             "memory-bomb" => allocate_forever(),
             "trap" => panic!("hostile guest traps on purpose"),
+            "ignore" => {
+                switchboard_guest::io::timer_ms(3_600_000).block();
+                String::new()
+            }
             "connect" => connect_once(),
             "connect-storm" => connect_storm(),
             "snoop" => snoop(&request),
