@@ -70,6 +70,8 @@ pub struct FakeServer {
 struct Recorded {
     handshakes: Mutex<Vec<Handshake>>,
     messages: Mutex<Vec<Message>>,
+    /// Close codes received from clients (1005 for a close frame without a code).
+    closes: Mutex<Vec<u16>>,
     connections: Mutex<usize>,
     changed: Notify,
 }
@@ -235,6 +237,11 @@ impl FakeServer {
         match self.behavior.clone() {
             Behavior::Echo => {
                 while let Some(Ok(message)) = stream.next().await {
+                    if let Message::Close(frame) = &message {
+                        let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
+                        recorded.closes.lock().unwrap_or_else(|p| p.into_inner()).push(code);
+                        recorded.changed.notify_waiters();
+                    }
                     if message.is_text() || message.is_binary() {
                         recorded.messages.lock().unwrap_or_else(|p| p.into_inner()).push(message.clone());
                         recorded.changed.notify_waiters();
@@ -310,6 +317,11 @@ impl RunningServer {
     /// Every data message received so far.
     pub fn messages(&self) -> Vec<Message> {
         self.recorded.messages.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Close codes clients sent so far.
+    pub fn closes(&self) -> Vec<u16> {
+        self.recorded.closes.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// TCP connections accepted so far.

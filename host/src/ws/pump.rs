@@ -184,11 +184,15 @@ where
         protocol,
     );
     let control = ConnectionControl { outgoing: outgoing_tx.clone(), link: link.clone(), finished: finished_rx };
+    let weak_outgoing = outgoing_tx.downgrade();
+    drop(outgoing_tx);
 
     let close_grace = options.close_grace;
     tokio::spawn(async move {
         let (sink, stream) = socket.split();
-        let reader = read_loop(stream, incoming_tx, budget, outgoing_tx, link.clone());
+        // The reader only needs the queue to send a close frame after bad input; a weak
+        // handle lets the writer see the queue end when the guest and host drop theirs.
+        let reader = read_loop(stream, incoming_tx, budget, weak_outgoing, link.clone());
         let writer = write_loop(sink, outgoing_rx, queued_tx.clone(), link.clone());
         tokio::pin!(reader, writer);
         let info = tokio::select! {
@@ -234,7 +238,7 @@ async fn read_loop<S>(
     mut stream: futures_util::stream::SplitStream<WebSocketStream<S>>,
     incoming: mpsc::Sender<Received>,
     budget: Arc<Semaphore>,
-    outgoing: mpsc::UnboundedSender<Outgoing>,
+    outgoing: mpsc::WeakUnboundedSender<Outgoing>,
     link: Arc<LinkState>,
 ) -> CloseInfo
 where
@@ -274,7 +278,9 @@ where
                 let info = failure_info(&error);
                 if matches!(info.code, 1009 | 1002 | 1007) {
                     // Tell the peer why, as RFC 6455 asks.
-                    let _ = outgoing.send(Outgoing::Close(frame_of(&info)));
+                    if let Some(outgoing) = outgoing.upgrade() {
+                        let _ = outgoing.send(Outgoing::Close(frame_of(&info)));
+                    }
                 }
                 break info;
             }

@@ -184,3 +184,19 @@ async fn a_guest_that_does_not_read_holds_at_most_its_receive_buffer() -> anyhow
     flood.abort();
     Ok(())
 }
+
+#[tokio::test]
+async fn a_trapped_guest_s_outbound_sockets_are_closed_cleanly() -> anyhow::Result<()> {
+    let upstream = FakeServer::echo().start().await?;
+    let spec = hostile("connect-then-trap").allow(&upstream.origin()).setting("target", &upstream.url("/"));
+    let host = host_with(spec).await?;
+    let mut caller = TestClient::connect(&host.url("/hostile")).await?;
+    assert_eq!(caller.expect_close().await?.code, 1011);
+    let connected = host.marker("hostile.connected", |_| true).await?;
+    assert_eq!(connected.attr("ok"), Some("true"));
+    upstream.wait_until("a close frame from the host", |s| !s.closes().is_empty()).await?;
+    assert_eq!(upstream.closes(), [1000]);
+    let closed = host.marker("outbound.closed", |_| true).await?;
+    assert_eq!(closed.attr("by"), Some("local"));
+    Ok(())
+}

@@ -3,6 +3,7 @@
 //! - `loop`: spins forever without yielding (the CPU budget must stop it);
 //! - `memory-bomb`: allocates until memory runs out (the memory limit must stop it);
 //! - `trap`: panics, which traps the instance;
+//! - `connect-then-trap`: opens a connection to `target`, then traps while holding it;
 //! - `ignore`: never reads its inbound socket (the host must stop reading for it);
 //! - `connect`: connects to the `target` setting and reports the outcome to the caller as
 //!   a text message (`ok` or the error), e.g. a target not allowed or `ws://` where only
@@ -35,6 +36,11 @@ impl Handler for Hostile {
                 String::new()
             }
             "connect" => connect_once(),
+            "connect-then-trap" => {
+                let held = connect(&target(), &no_options()).and_then(|future| finish_connect(&future));
+                mark("hostile.connected", &[("ok".into(), held.is_ok().to_string())]);
+                panic!("hostile guest traps while holding a connection")
+            }
             "connect-storm" => connect_storm(),
             "snoop" => snoop(&request),
             other => format!("unknown mode {other:?}"),
