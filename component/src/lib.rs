@@ -1,38 +1,22 @@
-//! The voice-pipeline guest component (placeholder until the pipeline lands).
+//! The voice-pipeline guest component: a Twilio Media Streams call to Deepgram live
+//! speech-to-text, with nothing lost on either leg and every step on the call timeline.
 //!
-//! For now it reads the Twilio Media Streams messages of a call, records a marker for each
-//! event it recognises, and returns when the caller sends `stop` or closes. The Deepgram leg
-//! is added by the voice-pipeline issue.
+//! The protocol logic is plain Rust, tested on the native target:
+//! [`twilio`] and [`deepgram`] parse the wire messages, [`ledger`] tracks audio from
+//! receipt to Deepgram's confirmation (the replay buffer), [`utterance`] assembles final
+//! transcripts, [`backoff`] spaces reconnects, and [`pipeline`] is the state machine that
+//! ties them together. `guest` (wasm only) is the thin glue to the host's imports.
+//!
+//! Settings come from `wasi:config/store` (see [`settings`]); the Deepgram API key is
+//! injected by the host as a secret header and never seen here.
 
-pub mod twilio_event;
+pub mod backoff;
+pub mod deepgram;
+pub mod ledger;
+pub mod pipeline;
+pub mod settings;
+pub mod twilio;
+pub mod utterance;
 
 #[cfg(target_arch = "wasm32")]
-mod guest {
-    use switchboard_guest::{Connection, ErrorCode, Handler, Message, RequestInfo, mark};
-
-    use crate::twilio_event::event_name;
-
-    struct VoicePipeline;
-
-    impl Handler for VoicePipeline {
-        fn handle(_request: RequestInfo, inbound: Connection) {
-            loop {
-                match inbound.receive() {
-                    Ok(Some(Message::Text(text))) => {
-                        let event = event_name(&text).unwrap_or("malformed");
-                        mark(&format!("twilio.{event}"), &[]);
-                        if event == "stop" {
-                            let _ = inbound.close(1000, "stream stopped");
-                            return;
-                        }
-                    }
-                    Ok(Some(Message::Binary(_))) => mark("twilio.unexpected-binary", &[]),
-                    Ok(None) => inbound.subscribe().block(),
-                    Err(ErrorCode::Closed(_)) | Err(_) => return,
-                }
-            }
-        }
-    }
-
-    switchboard_guest::export_handler!(VoicePipeline);
-}
+mod guest;

@@ -1,0 +1,215 @@
+//! The wasm glue: moves messages between the host's sockets and the [`Pipeline`], and
+//! sleeps in one `poll` until a socket or the pipeline's next deadline needs attention.
+
+use std::collections::VecDeque;
+
+use switchboard_guest::bindings::wasi::io::poll::Pollable;
+use switchboard_guest::io::{now_ms, timer_ms, wait_any};
+use switchboard_guest::outbound::{ConnectOptions, FutureConnection, connect};
+use switchboard_guest::{Connection, ErrorCode, Handler, Message, RequestInfo, mark, setting};
+
+use crate::pipeline::{Action, ConnectFailure, Pipeline};
+use crate::settings::Settings;
+
+struct VoicePipeline;
+
+/// The Deepgram leg as the glue holds it.
+enum Upstream {
+    None,
+    Connecting(FutureConnection),
+    Open(Connection),
+}
+
+impl Handler for VoicePipeline {
+    fn handle(request: RequestInfo, inbound: Connection) {
+        let settings = match Settings::from_lookup(setting) {
+            Ok(settings) => settings,
+            Err(error) => {
+                mark("pipeline.bad-setting", &[("error".into(), error.to_string())]);
+                let _ = inbound.close(1011, "voice-pipeline: bad settings");
+                return;
+            }
+        };
+        mark("pipeline.started", &[("connection_id".into(), request.connection_id)]);
+        let mut pipeline = Pipeline::new(settings, switchboard_guest::bindings::wasi::clocks::monotonic_clock::now());
+        let mut glue = Glue { inbound, upstream: Upstream::None, outbox: VecDeque::new(), inbound_open: true };
+        loop {
+            let now = now_ms();
+            pipeline.on_tick(now);
+            if glue.run(&mut pipeline) {
+                return;
+            }
+            glue.wait(pipeline.next_deadline(), now);
+            let now = now_ms();
+            glue.drain_inbound(&mut pipeline, now);
+            glue.drain_upstream(&mut pipeline, now);
+            if glue.run(&mut pipeline) {
+                return;
+            }
+        }
+    }
+}
+
+struct Glue {
+    inbound: Connection,
+    upstream: Upstream,
+    /// Messages for Deepgram that its send queue has not taken yet.
+    outbox: VecDeque<Message>,
+    inbound_open: bool,
+}
+
+impl Glue {
+    /// Carries out the pipeline's actions; true when the call is over.
+    fn run(&mut self, pipeline: &mut Pipeline) -> bool {
+        for action in pipeline.take_actions() {
+            match action {
+                Action::Connect { url } => {
+                    self.outbox.clear();
+                    let options = ConnectOptions { headers: Vec::new(), subprotocols: Vec::new(), timeout: None };
+                    match connect(&url, &options) {
+                        Ok(future) => self.upstream = Upstream::Connecting(future),
+                        Err(error) => {
+                            self.upstream = Upstream::None;
+                            pipeline.on_connect_failed(failure_of(&error), now_ms());
+                        }
+                    }
+                }
+                Action::SendAudio(audio) => self.outbox.push_back(Message::Binary(audio)),
+                Action::SendControl(text) => self.outbox.push_back(Message::Text(text.to_owned())),
+                Action::CloseDeepgram => {
+                    if let Upstream::Open(connection) = &self.upstream {
+                        let _ = connection.close(1000, "");
+                    }
+                    self.upstream = Upstream::None;
+                }
+                Action::Mark { name, attributes } => mark(&name, &attributes),
+                Action::Finish => {
+                    if self.inbound_open {
+                        let _ = self.inbound.close(1000, "call complete");
+                    }
+                    return true;
+                }
+            }
+        }
+        self.flush_outbox();
+        // Actions may have produced more actions (a failed connect): run them too.
+        false
+    }
+
+    fn flush_outbox(&mut self) {
+        let Upstream::Open(connection) = &self.upstream else { return };
+        while let Some(message) = self.outbox.pop_front() {
+            match connection.send(&message) {
+                Ok(()) => {}
+                Err(ErrorCode::WouldBlock) => {
+                    self.outbox.push_front(message);
+                    return;
+                }
+                // A closed connection is reported by `receive`; the pipeline replays.
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Sleeps until the inbound socket, the Deepgram leg or the deadline needs attention.
+    fn wait(&self, deadline: Option<u64>, now: u64) {
+        let mut pollables: Vec<Pollable> = Vec::with_capacity(4);
+        if self.inbound_open {
+            pollables.push(self.inbound.subscribe());
+        }
+        match &self.upstream {
+            Upstream::None => {}
+            Upstream::Connecting(future) => pollables.push(future.subscribe()),
+            Upstream::Open(connection) => {
+                pollables.push(connection.subscribe());
+                if !self.outbox.is_empty() {
+                    pollables.push(connection.writable());
+                }
+            }
+        }
+        // Always wake at least every few seconds: KeepAlive and deadlines stay honest.
+        let sleep = deadline.map_or(5_000, |d| d.saturating_sub(now).min(5_000));
+        pollables.push(timer_ms(sleep));
+        let refs: Vec<&Pollable> = pollables.iter().collect();
+        wait_any(&refs);
+    }
+
+    fn drain_inbound(&mut self, pipeline: &mut Pipeline, now: u64) {
+        while self.inbound_open {
+            match self.inbound.receive() {
+                Ok(Some(Message::Text(text))) => pipeline.on_twilio_text(&text, now),
+                Ok(Some(Message::Binary(data))) => pipeline.on_twilio_binary(data.len()),
+                Ok(None) => return,
+                Err(error) => {
+                    self.inbound_open = false;
+                    let (code, reason) = match error {
+                        ErrorCode::Closed(frame) => (frame.code, frame.reason),
+                        other => (1006, format!("{other:?}")),
+                    };
+                    pipeline.on_twilio_closed(code, &reason, now);
+                }
+            }
+        }
+    }
+
+    fn drain_upstream(&mut self, pipeline: &mut Pipeline, now: u64) {
+        if let Upstream::Connecting(future) = &self.upstream {
+            match future.get() {
+                None => return,
+                Some(Ok(connection)) => {
+                    self.upstream = Upstream::Open(connection);
+                    pipeline.on_connected(now);
+                }
+                Some(Err(error)) => {
+                    self.upstream = Upstream::None;
+                    pipeline.on_connect_failed(failure_of(&error), now);
+                    return;
+                }
+            }
+        }
+        let Upstream::Open(connection) = &self.upstream else { return };
+        loop {
+            match connection.receive() {
+                Ok(Some(Message::Text(text))) => pipeline.on_deepgram_text(&text, now),
+                Ok(Some(Message::Binary(_))) => {}
+                Ok(None) => return,
+                Err(error) => {
+                    let (code, reason) = match error {
+                        ErrorCode::Closed(frame) => (frame.code, frame.reason),
+                        other => (1006, format!("{other:?}")),
+                    };
+                    self.upstream = Upstream::None;
+                    self.outbox.clear();
+                    pipeline.on_deepgram_closed(code, &reason, now);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The pipeline's view of a failed connect.
+fn failure_of(error: &ErrorCode) -> ConnectFailure {
+    match error {
+        ErrorCode::HandshakeRejected(response) => {
+            let dg_error = response.headers.iter().find(|(name, _)| name == "dg-error").map(|(_, value)| value.clone());
+            ConnectFailure::Rejected { status: response.status, detail: dg_error.unwrap_or_else(|| response.body_excerpt.clone()) }
+        }
+        ErrorCode::Denied | ErrorCode::InvalidUrl(_) => {
+            ConnectFailure::Permanent { cause: "denied".to_owned(), detail: format!("{error:?}") }
+        }
+        other => {
+            let cause = match other {
+                ErrorCode::DnsError(_) => "dns-error",
+                ErrorCode::ConnectionRefused => "connection-refused",
+                ErrorCode::ConnectTimeout => "connect-timeout",
+                ErrorCode::TlsError(_) => "tls-error",
+                ErrorCode::ConnectionLimit => "connection-limit",
+                _ => "other",
+            };
+            ConnectFailure::Failed { cause: cause.to_owned(), detail: format!("{other:?}") }
+        }
+    }
+}
+
+switchboard_guest::export_handler!(VoicePipeline);

@@ -1,0 +1,302 @@
+//! The pipeline's rules, driven with a simulated clock.
+
+use base64::Engine;
+
+use super::*;
+
+const START: &str = r#"{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1},"customParameters":{"lang":"en"}},"streamSid":"MZ1"}"#;
+const STOP: &str = r#"{"event":"stop","sequenceNumber":"99","stop":{"accountSid":"AC1","callSid":"CA1"},"streamSid":"MZ1"}"#;
+
+/// 20 ms of "audio" whose bytes encode the frame number, so order and gaps show.
+fn frame(n: u32) -> Vec<u8> {
+    (0..160).map(|i| ((n * 7 + i) % 251) as u8).collect()
+}
+
+fn media(n: u32) -> String {
+    let payload = base64::engine::general_purpose::STANDARD.encode(frame(n));
+    format!(r#"{{"event":"media","sequenceNumber":"{}","media":{{"track":"inbound","chunk":"{}","timestamp":"{}","payload":"{payload}"}},"streamSid":"MZ1"}}"#, n + 2, n + 1, n * 20)
+}
+
+fn results(start: f64, duration: f64, text: &str, speech_final: bool) -> String {
+    format!(
+        r#"{{"type":"Results","start":{start},"duration":{duration},"is_final":true,"speech_final":{speech_final},"channel":{{"alternatives":[{{"transcript":"{text}","confidence":0.9}}]}}}}"#
+    )
+}
+
+/// Collects what a fake Deepgram would have received, per session.
+#[derive(Default)]
+struct Wire {
+    sessions: Vec<Vec<u8>>,
+    controls: Vec<&'static str>,
+    marks: Vec<(String, Vec<(String, String)>)>,
+    connects: usize,
+    finished: bool,
+    closed_by_us: bool,
+    frames: Vec<usize>,
+}
+
+impl Wire {
+    fn apply(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Connect { .. } => {
+                    self.connects += 1;
+                    self.sessions.push(Vec::new());
+                }
+                Action::SendAudio(audio) => {
+                    assert!(!audio.is_empty(), "never an empty frame");
+                    self.frames.push(audio.len());
+                    self.sessions.last_mut().expect("a session").extend(audio);
+                }
+                Action::SendControl(control) => self.controls.push(control),
+                Action::CloseDeepgram => self.closed_by_us = true,
+                Action::Mark { name, attributes } => self.marks.push((name, attributes)),
+                Action::Finish => self.finished = true,
+            }
+        }
+    }
+
+    fn mark(&self, name: &str) -> Option<&Vec<(String, String)>> {
+        self.marks.iter().find(|(n, _)| n == name).map(|(_, a)| a)
+    }
+
+    fn attr(&self, name: &str, key: &str) -> Option<String> {
+        self.mark(name)?.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+}
+
+fn pipeline() -> Pipeline {
+    Pipeline::new(Settings::default(), 7)
+}
+
+fn caller_audio(frames: std::ops::Range<u32>) -> Vec<u8> {
+    frames.flat_map(frame).collect()
+}
+
+#[test]
+fn a_clean_call_delivers_every_byte_then_closes_the_stream() {
+    let mut p = pipeline();
+    let mut wire = Wire::default();
+    p.on_twilio_text(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#, 0);
+    p.on_twilio_text(START, 0);
+    wire.apply(p.take_actions());
+    assert_eq!(wire.connects, 1);
+    // Audio arriving during the handshake is buffered ...
+    for n in 0..5 {
+        p.on_twilio_text(&media(n), n as u64 * 20);
+    }
+    p.on_connected(100);
+    // ... and the rest flows in 40 ms frames.
+    for n in 5..101 {
+        p.on_twilio_text(&media(n), n as u64 * 20);
+    }
+    p.on_twilio_text(STOP, 2_100);
+    wire.apply(p.take_actions());
+    assert_eq!(wire.controls, [FINALIZE, CLOSE_STREAM]);
+    assert!(wire.frames[1..wire.frames.len() - 1].iter().all(|len| *len == 320), "{:?}", wire.frames);
+    assert_eq!(wire.sessions[0], caller_audio(0..101), "every byte, in order");
+    assert!(!wire.finished, "waits for Deepgram's close");
+    p.on_deepgram_text(&results(0.0, 2.02, "hello there", true), 2_200);
+    p.on_deepgram_closed(1000, "", 2_300);
+    wire.apply(p.take_actions());
+    assert!(wire.finished);
+    assert_eq!(wire.attr("utterance", "text").as_deref(), Some("hello there"));
+    assert_eq!(wire.attr("pipeline.summary", "lost_bytes").as_deref(), Some("0"));
+    assert_eq!(wire.attr("pipeline.summary", "audio_bytes").as_deref(), Some("16160"));
+    assert_eq!(wire.attr("twilio.start", "call_sid").as_deref(), Some("CA1"));
+    assert!(wire.mark("twilio.first-media").is_some());
+    assert!(wire.mark("deepgram.first-result").is_some());
+}
+
+#[test]
+fn an_unexpected_close_reconnects_and_replays_what_was_not_finalized() {
+    let mut p = pipeline();
+    let mut wire = Wire::default();
+    p.on_twilio_text(START, 0);
+    p.on_connected(10);
+    for n in 0..100 {
+        p.on_twilio_text(&media(n), n as u64 * 20);
+    }
+    // Deepgram finalized the first second, then failed.
+    p.on_deepgram_text(&results(0.0, 1.0, "first second", true), 2_000);
+    p.on_deepgram_closed(1011, "NET-0000", 2_000);
+    wire.apply(p.take_actions());
+    let delay: u64 = wire.attr("deepgram.reconnect", "delay_ms").expect("reconnect scheduled").parse().expect("number");
+    assert!(delay <= 250, "first delay is at most the base: {delay}");
+    // Audio keeps coming while disconnected.
+    for n in 100..150 {
+        p.on_twilio_text(&media(n), 2_000 + (n as u64 - 100) * 20);
+    }
+    let deadline = p.next_deadline().expect("a reconnect is due");
+    p.on_tick(deadline);
+    p.on_connected(deadline + 50);
+    p.on_twilio_text(STOP, 3_200);
+    p.on_deepgram_text(&results(0.5, 1.0, "after the gap", true), 3_300);
+    p.on_deepgram_closed(1000, "", 3_400);
+    wire.apply(p.take_actions());
+    assert_eq!(wire.connects, 2);
+    assert_eq!(wire.sessions[0], caller_audio(0..100));
+    assert_eq!(wire.sessions[1], caller_audio(50..150), "the unconfirmed second, then the new audio");
+    assert_eq!(wire.attr("deepgram.replay", "replay_bytes").as_deref(), Some("8000"));
+    assert_eq!(wire.attr("pipeline.summary", "lost_bytes").as_deref(), Some("0"));
+    // Transcript times are call time: 0.5 s into the second session is 1.5 s into the call.
+    let second = wire.marks.iter().filter(|(n, _)| n == "transcript.final").nth(1).expect("second transcript");
+    assert!(second.1.contains(&("start".to_owned(), "1.500".to_owned())), "{second:?}");
+}
+
+#[test]
+fn a_401_is_not_retried() {
+    let mut p = pipeline();
+    let mut wire = Wire::default();
+    p.on_twilio_text(START, 0);
+    p.on_connect_failed(ConnectFailure::Rejected { status: 401, detail: "Invalid credentials.".into() }, 50);
+    for n in 0..50 {
+        p.on_twilio_text(&media(n), n as u64 * 20);
+    }
+    for now in (1_000..20_000).step_by(500) {
+        p.on_tick(now);
+    }
+    p.on_twilio_text(STOP, 20_000);
+    wire.apply(p.take_actions());
+    assert_eq!(wire.connects, 1, "no retry storm");
+    assert_eq!(wire.attr("deepgram.rejected", "status").as_deref(), Some("401"));
+    assert_eq!(wire.attr("deepgram.gave-up", "why").as_deref(), Some("rejected"));
+    assert!(wire.finished);
+    assert_eq!(wire.attr("pipeline.summary", "lost_bytes").as_deref(), Some("8000"));
+}
+
+#[test]
+fn network_failures_back_off_then_give_up() {
+    let settings = Settings { max_reconnects: 3, ..Settings::default() };
+    let mut p = Pipeline::new(settings, 3);
+    let mut wire = Wire::default();
+    p.on_twilio_text(START, 0);
+    let mut now = 0;
+    for _ in 0..10 {
+        p.on_connect_failed(ConnectFailure::Failed { cause: "connect-timeout".into(), detail: "".into() }, now);
+        match p.next_deadline() {
+            Some(deadline) => {
+                now = deadline;
+                p.on_tick(now);
+            }
+            None => break,
+        }
+    }
+    wire.apply(p.take_actions());
+    assert_eq!(wire.connects, 4, "the first try and three reconnects");
+    assert_eq!(wire.attr("deepgram.gave-up", "why").as_deref(), Some("max-reconnects"));
+}
+
+#[test]
+fn keepalive_when_no_audio_flows() {
+    let mut p = pipeline();
+    let mut wire = Wire::default();
+    p.on_twilio_text(START, 0);
+    p.on_connected(0);
+    p.on_twilio_text(&media(0), 0);
+    p.on_twilio_text(&media(1), 20);
+    p.on_tick(3_000);
+    wire.apply(p.take_actions());
+    assert!(wire.controls.is_empty());
+    let due = p.next_deadline().expect("keepalive due");
+    assert_eq!(due, 4_020);
+    p.on_tick(due);
+    wire.apply(p.take_actions());
+    assert_eq!(wire.controls, [KEEP_ALIVE]);
+}
+
+#[test]
+fn replay_is_paced_at_most_one_and_a_quarter_real_time() {
+    let mut p = pipeline();
+    let mut wire = Wire::default();
+    p.on_twilio_text(START, 0);
+    // 10 s of audio arrives before Deepgram answers.
+    for n in 0..500 {
+        p.on_twilio_text(&media(n), n as u64 * 20);
+    }
+    p.on_connected(10_000);
+    wire.apply(p.take_actions());
+    let sent: usize = wire.sessions[0].len();
+    assert!(sent <= 10 * 1_000, "at most the one-second burst at once, at 1.25x: {sent}");
+    let mut now = 10_000;
+    // Live audio waits for a whole 40 ms batch, so the last odd 240 bytes stay queued.
+    while wire.sessions[0].len() < 79_760 && now < 60_000 {
+        let deadline = p.next_deadline().expect("audio is waiting");
+        assert!(deadline > now, "the next deadline is in the future ({deadline} <= {now})");
+        now = deadline;
+        p.on_tick(now);
+        wire.apply(p.take_actions());
+    }
+    assert_eq!(wire.sessions[0].len(), 79_760, "everything but the odd tail sent by {now}");
+    assert!(wire.sessions[0] == caller_audio(0..500)[..79_760], "in order");
+    assert!(now < 20_000, "and at the paced rate, not later: {now}");
+    assert!(now >= 10_000 + 6_000, "10 s of audio took at least (10 - 1.25) / 1.25 s: done at {now}");
+    assert!(wire.frames.iter().all(|len| *len <= 2_000), "frames are at most 250 ms");
+}
+
+#[test]
+fn bad_twilio_input_is_recorded_not_fatal() {
+    let mut p = pipeline();
+    let mut wire = Wire::default();
+    p.on_twilio_text("{not json", 0);
+    p.on_twilio_text(r#"{"event":"party"}"#, 0);
+    p.on_twilio_text(r#"{"event":"media","media":{"payload":"%%%"}}"#, 0);
+    p.on_twilio_binary(12);
+    p.on_twilio_text(r#"{"event":"dtmf","dtmf":{"digit":"5"}}"#, 0);
+    wire.apply(p.take_actions());
+    for name in ["twilio.malformed", "twilio.unknown-event", "twilio.bad-payload", "twilio.unexpected-binary"] {
+        assert!(wire.mark(name).is_some(), "{name}");
+    }
+    assert_eq!(wire.attr("twilio.dtmf", "digit").as_deref(), Some("5"));
+    assert!(!wire.finished);
+}
+
+#[test]
+fn a_caller_hanging_up_without_stop_still_drains() {
+    let mut p = pipeline();
+    let mut wire = Wire::default();
+    p.on_twilio_text(START, 0);
+    p.on_connected(0);
+    for n in 0..3 {
+        p.on_twilio_text(&media(n), n as u64 * 20);
+    }
+    p.on_twilio_closed(1006, "gone", 100);
+    wire.apply(p.take_actions());
+    assert_eq!(wire.sessions[0], caller_audio(0..3), "the odd last 20 ms is flushed");
+    assert_eq!(wire.controls, [FINALIZE, CLOSE_STREAM]);
+    // Deepgram never closes: the final wait is bounded.
+    let deadline = p.next_deadline().expect("final wait");
+    assert_eq!(deadline, 100 + Settings::default().final_wait_ms);
+    p.on_tick(deadline);
+    wire.apply(p.take_actions());
+    assert!(wire.closed_by_us);
+    assert!(wire.finished);
+    assert!(wire.mark("deepgram.final-timeout").is_some());
+}
+
+#[test]
+fn a_replay_buffer_overflow_is_counted_exactly() {
+    let settings = Settings { replay_buffer_ms: 1_000, ..Settings::default() };
+    let mut p = Pipeline::new(settings, 1);
+    let mut wire = Wire::default();
+    p.on_twilio_text(START, 0);
+    p.on_connect_failed(ConnectFailure::Failed { cause: "connection-refused".into(), detail: String::new() }, 0);
+    // 2 s arrive while nothing is connected; the buffer holds 1 s.
+    for n in 0..100 {
+        p.on_twilio_text(&media(n), n as u64 * 20);
+    }
+    let due = p.next_deadline().expect("reconnect due");
+    p.on_tick(due.max(2_000));
+    p.on_connected(2_100);
+    p.on_twilio_text(STOP, 2_200);
+    p.on_deepgram_closed(1000, "", 2_300);
+    wire.apply(p.take_actions());
+    let overflowed: u64 = wire
+        .marks
+        .iter()
+        .filter(|(n, _)| n == "audio.overflow")
+        .map(|(_, a)| a.iter().find(|(k, _)| k == "bytes").map_or(0, |(_, v)| v.parse::<u64>().unwrap_or(0)))
+        .sum();
+    assert_eq!(overflowed, 8_000);
+    assert_eq!(wire.sessions.last().expect("session"), &caller_audio(50..100));
+}

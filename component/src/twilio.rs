@@ -1,0 +1,255 @@
+//! Twilio Media Streams messages, exactly as Twilio sends them.
+//!
+//! `sequenceNumber`, `chunk` and `timestamp` are strings; `sampleRate` and `channels` are
+//! numbers; `connected` has no `sequenceNumber`. Anything that does not parse is a typed
+//! [`TwilioError`], never a panic.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde::Deserialize;
+
+/// A message from Twilio.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TwilioEvent {
+    /// The socket is up.
+    Connected {
+        /// `protocol`, e.g. `Call`.
+        protocol: String,
+    },
+    /// The stream started.
+    Start(StartInfo),
+    /// Caller audio.
+    Media {
+        /// `chunk`, from 1.
+        chunk: u64,
+        /// Milliseconds since the stream started.
+        timestamp_ms: u64,
+        /// Decoded mu-law bytes.
+        audio: Vec<u8>,
+    },
+    /// A keypad press.
+    Dtmf {
+        /// The digit.
+        digit: String,
+    },
+    /// Twilio played the audio before a mark we sent.
+    Mark {
+        /// The mark's name.
+        name: String,
+    },
+    /// The stream ended.
+    Stop,
+}
+
+/// What `start` tells about the call.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StartInfo {
+    /// `streamSid`.
+    pub stream_sid: String,
+    /// `callSid`.
+    pub call_sid: String,
+    /// `accountSid`.
+    pub account_sid: String,
+    /// `tracks`.
+    pub tracks: Vec<String>,
+    /// `mediaFormat.encoding`.
+    pub encoding: String,
+    /// `mediaFormat.sampleRate`.
+    pub sample_rate: u32,
+    /// `mediaFormat.channels`.
+    pub channels: u32,
+    /// `customParameters` from `<Parameter>` elements.
+    pub custom_parameters: BTreeMap<String, String>,
+}
+
+/// Why a message was not understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TwilioError {
+    /// Not JSON, or a field of the wrong type.
+    Malformed(String),
+    /// An `event` this code does not know.
+    UnknownEvent(String),
+    /// The media payload is not base64.
+    BadPayload(String),
+}
+
+impl std::fmt::Display for TwilioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TwilioError::Malformed(why) => write!(f, "malformed message: {why}"),
+            TwilioError::UnknownEvent(event) => write!(f, "unknown event {event:?}"),
+            TwilioError::BadPayload(why) => write!(f, "media payload is not base64: {why}"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    event: String,
+}
+
+#[derive(Deserialize)]
+struct ConnectedMsg {
+    #[serde(default)]
+    protocol: String,
+}
+
+#[derive(Deserialize)]
+struct StartMsg {
+    start: StartBody,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartBody {
+    #[serde(default)]
+    stream_sid: String,
+    #[serde(default)]
+    call_sid: String,
+    #[serde(default)]
+    account_sid: String,
+    #[serde(default)]
+    tracks: Vec<String>,
+    media_format: Option<MediaFormat>,
+    #[serde(default)]
+    custom_parameters: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MediaFormat {
+    encoding: String,
+    sample_rate: u32,
+    channels: u32,
+}
+
+#[derive(Deserialize)]
+struct MediaMsg {
+    media: MediaBody,
+}
+
+#[derive(Deserialize)]
+struct MediaBody {
+    #[serde(default)]
+    chunk: Option<String>,
+    #[serde(default)]
+    timestamp: Option<String>,
+    payload: String,
+}
+
+#[derive(Deserialize)]
+struct DtmfMsg {
+    dtmf: DtmfBody,
+}
+
+#[derive(Deserialize)]
+struct DtmfBody {
+    digit: String,
+}
+
+#[derive(Deserialize)]
+struct MarkMsg {
+    mark: MarkBody,
+}
+
+#[derive(Deserialize)]
+struct MarkBody {
+    name: String,
+}
+
+fn malformed(error: serde_json::Error) -> TwilioError {
+    TwilioError::Malformed(error.to_string())
+}
+
+/// Parses one text message from Twilio.
+pub fn parse(text: &str) -> Result<TwilioEvent, TwilioError> {
+    let envelope: Envelope = serde_json::from_str(text).map_err(malformed)?;
+    Ok(match envelope.event.as_str() {
+        "connected" => {
+            let message: ConnectedMsg = serde_json::from_str(text).map_err(malformed)?;
+            TwilioEvent::Connected { protocol: message.protocol }
+        }
+        "start" => {
+            let StartMsg { start } = serde_json::from_str(text).map_err(malformed)?;
+            let format = start.media_format.unwrap_or(MediaFormat { encoding: String::new(), sample_rate: 0, channels: 0 });
+            TwilioEvent::Start(StartInfo {
+                stream_sid: start.stream_sid,
+                call_sid: start.call_sid,
+                account_sid: start.account_sid,
+                tracks: start.tracks,
+                encoding: format.encoding,
+                sample_rate: format.sample_rate,
+                channels: format.channels,
+                custom_parameters: start.custom_parameters,
+            })
+        }
+        "media" => {
+            let MediaMsg { media } = serde_json::from_str(text).map_err(malformed)?;
+            let number = |field: Option<String>, name: &str| -> Result<u64, TwilioError> {
+                match field {
+                    None => Ok(0),
+                    Some(text) => text.parse().map_err(|_| TwilioError::Malformed(format!("`{name}` is not a number: {text:?}"))),
+                }
+            };
+            let audio = base64::engine::general_purpose::STANDARD
+                .decode(media.payload.as_bytes())
+                .map_err(|e| TwilioError::BadPayload(e.to_string()))?;
+            TwilioEvent::Media { chunk: number(media.chunk, "chunk")?, timestamp_ms: number(media.timestamp, "timestamp")?, audio }
+        }
+        "dtmf" => {
+            let DtmfMsg { dtmf } = serde_json::from_str(text).map_err(malformed)?;
+            TwilioEvent::Dtmf { digit: dtmf.digit }
+        }
+        "mark" => {
+            let MarkMsg { mark } = serde_json::from_str(text).map_err(malformed)?;
+            TwilioEvent::Mark { name: mark.name }
+        }
+        "stop" => TwilioEvent::Stop,
+        other => return Err(TwilioError::UnknownEvent(other.chars().take(64).collect())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_documented_message() {
+        assert_eq!(
+            parse(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#),
+            Ok(TwilioEvent::Connected { protocol: "Call".into() })
+        );
+        let start = parse(r#"{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1},"customParameters":{"FirstName":"Jane"}},"streamSid":"MZ1"}"#);
+        let Ok(TwilioEvent::Start(info)) = start else { panic!("start: {start:?}") };
+        assert_eq!((info.call_sid.as_str(), info.stream_sid.as_str(), info.sample_rate, info.channels), ("CA1", "MZ1", 8000, 1));
+        assert_eq!(info.encoding, "audio/x-mulaw");
+        assert_eq!(info.custom_parameters.get("FirstName").map(String::as_str), Some("Jane"));
+        assert_eq!(
+            parse(r#"{"event":"media","sequenceNumber":"4","media":{"track":"inbound","chunk":"2","timestamp":"5","payload":"AAEC/w=="},"streamSid":"MZ1"}"#),
+            Ok(TwilioEvent::Media { chunk: 2, timestamp_ms: 5, audio: vec![0, 1, 2, 255] })
+        );
+        assert_eq!(
+            parse(r#"{"event":"dtmf","streamSid":"MZ1","sequenceNumber":"5","dtmf":{"track":"inbound_track","digit":"1"}}"#),
+            Ok(TwilioEvent::Dtmf { digit: "1".into() })
+        );
+        assert_eq!(
+            parse(r#"{"event":"mark","sequenceNumber":"4","streamSid":"MZ1","mark":{"name":"my label"}}"#),
+            Ok(TwilioEvent::Mark { name: "my label".into() })
+        );
+        assert_eq!(
+            parse(r#"{"event":"stop","sequenceNumber":"5","stop":{"accountSid":"AC1","callSid":"CA1"},"streamSid":"MZ1"}"#),
+            Ok(TwilioEvent::Stop)
+        );
+    }
+
+    #[test]
+    fn bad_input_is_a_typed_error() {
+        assert!(matches!(parse("not json"), Err(TwilioError::Malformed(_))));
+        assert!(matches!(parse(r#"{"no_event":1}"#), Err(TwilioError::Malformed(_))));
+        assert_eq!(parse(r#"{"event":"party"}"#), Err(TwilioError::UnknownEvent("party".into())));
+        assert!(matches!(parse(r#"{"event":"media","media":{"payload":"!!!"}}"#), Err(TwilioError::BadPayload(_))));
+        assert!(matches!(parse(r#"{"event":"media","media":{"chunk":"x","payload":""}}"#), Err(TwilioError::Malformed(_))));
+        assert!(matches!(parse(r#"{"event":"start","start":{"mediaFormat":{"sampleRate":"8000"}}}"#), Err(TwilioError::Malformed(_))));
+    }
+}

@@ -1,0 +1,17 @@
+//! Simulators of the two protocols a voice pipeline speaks, for the offline demo
+//! (`switchboard demo`) and for tests:
+//!
+//! - [`twilio::TwilioCall`] plays mu-law audio into a WebSocket as the exact messages of
+//!   Twilio Media Streams and records what comes back;
+//! - [`deepgram::DeepgramSim`] is a server speaking Deepgram's live-STT protocol. It does
+//!   **no speech recognition**: it finds speech by energy and reports each segment as
+//!   `(speech 1.4 s)`. It records every byte and control message, confirms audio with
+//!   final results, and can misbehave the way the real service does (idle close
+//!   `NET-0001`, close on an empty frame, 1011 mid-stream, 401, a handshake that never
+//!   answers).
+//!
+//! [`mulaw`] has the G.711 mu-law codec both use.
+
+pub mod deepgram;
+pub mod mulaw;
+pub mod twilio;
