@@ -29,9 +29,17 @@ pub mod guests;
 pub mod host;
 
 pub use ca::TestCa;
+/// The Twilio caller and Deepgram simulators (crate `switchboard-sim`).
+pub use switchboard_sim as sim;
 pub use client::TestClient;
 pub use fake_server::{FakeServer, Handshake, RunningServer};
 pub use host::{ComponentSpec, TestHost};
+
+/// 13.2 s of synthetic speech as Twilio carries it (mu-law, 8 kHz, mono); see
+/// `assets/README.md`.
+pub fn caller_speech() -> Vec<u8> {
+    include_bytes!("../../assets/caller.ulaw").to_vec()
+}
 
 /// How long harness helpers wait for something that should happen promptly.
 pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);

@@ -58,6 +58,7 @@ pub struct TwilioCall {
     speed: f64,
     parameters: Vec<(String, String)>,
     dtmf: Vec<(Duration, String)>,
+    gaps: Vec<(Duration, Duration)>,
     auth_token: Option<String>,
     call_sid: String,
     stream_sid: String,
@@ -89,6 +90,7 @@ impl TwilioCall {
             speed: 1.0,
             parameters: Vec::new(),
             dtmf: Vec::new(),
+            gaps: Vec::new(),
             auth_token: None,
             call_sid: "CA00000000000000000000000000000001".to_owned(),
             stream_sid: "MZ00000000000000000000000000000001".to_owned(),
@@ -118,6 +120,13 @@ impl TwilioCall {
     /// Presses `digit` once `at` of audio has played.
     pub fn dtmf_at(mut self, at: Duration, digit: &str) -> Self {
         self.dtmf.push((at, digit.to_owned()));
+        self
+    }
+
+    /// Sends no media for `gap` (wall time) once `at` of audio has played, as Twilio may
+    /// during silence.
+    pub fn gap_at(mut self, at: Duration, gap: Duration) -> Self {
+        self.gaps.push((at, gap));
         self
     }
 
@@ -194,6 +203,8 @@ impl TwilioCall {
         let started = Instant::now();
         let frame_interval = Duration::from_secs_f64(0.020 / self.speed);
         let mut pending_dtmf = self.dtmf.clone();
+        let mut pending_gaps = self.gaps.clone();
+        let mut paused = Duration::ZERO;
         for (index, frame) in self.audio.chunks(FRAME_BYTES).enumerate() {
             let audio_time = Duration::from_millis(index as u64 * 20);
             while let Some(position) = pending_dtmf.iter().position(|(at, _)| *at <= audio_time) {
@@ -220,7 +231,10 @@ impl TwilioCall {
             while let Ok(message) = received_rx.try_recv() {
                 self.note(&mut record, &mut sink, message, &mut sequence).await?;
             }
-            let due = started + frame_interval * (index as u32 + 1);
+            while let Some(position) = pending_gaps.iter().position(|(at, _)| *at <= audio_time) {
+                paused += pending_gaps.remove(position).1;
+            }
+            let due = started + paused + frame_interval * (index as u32 + 1);
             tokio::time::sleep_until(due.into()).await;
         }
         record.streamed_for = started.elapsed();

@@ -4,6 +4,7 @@
 mod inbound;
 mod loading;
 mod outbound;
+mod pipeline;
 mod sandbox;
 
 use switchboard_harness::guests;
