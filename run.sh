@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Runs Switchboard on its built-in defaults: the bundled voice-pipeline component on
-# ws://127.0.0.1:8080/twilio/media, allowed to reach wss://api.deepgram.com with
-# `Authorization: Token $DEEPGRAM_API_KEY`. Extra arguments go to `switchboard serve`.
+# Runs Switchboard's main job on its built-in defaults: `switchboard demo`, a whole call
+# offline (simulated Twilio caller -> host -> voice-pipeline component -> Deepgram
+# simulator over wss). With arguments, runs `switchboard <arguments>` instead, e.g.
+# `./run.sh serve` for the server on 127.0.0.1:8080.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh
-exec cargo run --release --locked -p switchboard -- serve "$@"
+if [ "$#" -eq 0 ]; then
+  set -- demo
+fi
+exec cargo run --release --locked -p switchboard -- "$@"

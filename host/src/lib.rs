@@ -17,6 +17,7 @@
 
 pub mod call;
 pub mod config;
+pub mod demo;
 pub mod egress;
 pub mod host;
 pub mod runtime;

@@ -1,6 +1,7 @@
 //! The `switchboard` binary.
 //!
 //! ```text
+//! switchboard demo                  # a whole call, offline: simulated Twilio and Deepgram
 //! switchboard serve                 # built-in defaults: voice pipeline on 127.0.0.1:8080
 //! switchboard serve --config switchboard.toml
 //! switchboard check --config switchboard.toml
@@ -30,6 +31,19 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a whole call offline: a simulated Twilio call playing bundled speech, the
+    /// bundled voice-pipeline component, and a local Deepgram-protocol simulator over wss
+    /// (it does no recognition: it reports speech segments by energy). Prints the call's
+    /// timeline as it happens, then a summary.
+    Demo {
+        /// Caller playback speed (1.0 = real time; the bundled speech lasts 13.2 s).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Make the simulator drop the first Deepgram session with 1011 after this many
+        /// seconds of audio, to watch a reconnect that loses nothing.
+        #[arg(long)]
+        drop_deepgram_after: Option<f64>,
+    },
     /// Serve calls. Without --config: the bundled voice pipeline on /twilio/media at
     /// 127.0.0.1:8080, allowed to reach wss://api.deepgram.com with
     /// `Authorization: Token $DEEPGRAM_API_KEY`.
@@ -57,9 +71,9 @@ fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     })
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -70,8 +84,24 @@ fn init_logging(format: LogFormat) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The demo prints its own timeline; the log repeats it only when asked (RUST_LOG).
+    let default_filter = if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "info" };
+    init_logging(cli.log_format, default_filter);
     match cli.command {
+        Command::Demo { speed, drop_deepgram_after } => {
+            if !(0.1..=100.0).contains(&speed) {
+                anyhow::bail!("--speed must be between 0.1 and 100");
+            }
+            let options = switchboard::demo::DemoOptions {
+                speed,
+                drop_deepgram_after: drop_deepgram_after.map(std::time::Duration::from_secs_f64),
+            };
+            #[allow(clippy::print_stdout)]
+            let report = switchboard::demo::run(options, |line| println!("{line}")).await?;
+            if !report.delivered_exactly || report.close_code != Some(1000) {
+                anyhow::bail!("the demo call did not complete cleanly");
+            }
+        }
         Command::Serve { config, listen } => {
             let mut config = load_config(config.as_ref())?;
             if let Some(listen) = listen {

@@ -72,3 +72,24 @@ fn check_reports_a_component_file_that_is_not_a_component() {
     assert!(!output.status.success());
     assert!(stderr.contains("component `c`: not a valid WebAssembly component"), "{stderr}");
 }
+
+#[test]
+fn the_demo_runs_a_whole_call_offline_and_loses_nothing() {
+    let output = switchboard(&["demo", "--speed", "8", "--drop-deepgram-after", "1"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    for expected in [
+        "does no speech recognition",
+        "twilio.start",
+        "outbound.open",
+        "deepgram.reconnect",
+        "deepgram.replay",
+        "utterance",
+        "exactly the caller's audio",
+        "Deepgram sessions       2",
+        "lost (pipeline's count) 0 bytes",
+        "call closed with        1000",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+}

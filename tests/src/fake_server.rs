@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::TestCa;
+use switchboard_sim::tls::TestCa;
 
 /// What the server does once a client connects.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use switchboard::{Config, Switchboard, Timeline};
 use tokio::sync::oneshot;
 
-use crate::TestCa;
+use switchboard_sim::tls::TestCa;
 
 /// One component as a route serves it.
 #[derive(Debug, Clone)]

@@ -22,13 +22,13 @@
 //! # Ok(()) }
 //! ```
 
-pub mod ca;
 pub mod client;
 pub mod fake_server;
 pub mod guests;
 pub mod host;
 
-pub use ca::TestCa;
+/// A CA made at test time (from `switchboard-sim`).
+pub use switchboard_sim::tls::TestCa;
 /// The Twilio caller and Deepgram simulators (crate `switchboard-sim`).
 pub use switchboard_sim as sim;
 pub use client::TestClient;

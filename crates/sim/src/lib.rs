@@ -10,8 +10,10 @@
 //!   `NET-0001`, close on an empty frame, 1011 mid-stream, 401, a handshake that never
 //!   answers).
 //!
-//! [`mulaw`] has the G.711 mu-law codec both use.
+//! [`mulaw`] has the G.711 mu-law codec both use; [`tls`] makes a throw-away CA so the
+//! simulators can serve `wss://`.
 
 pub mod deepgram;
 pub mod mulaw;
+pub mod tls;
 pub mod twilio;

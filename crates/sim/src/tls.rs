@@ -1,4 +1,5 @@
-//! A certificate authority made at test time, and server certificates it signs.
+//! A certificate authority made at run time, and server certificates it signs, so the
+//! simulators (and tests) speak real TLS on loopback without any certificate on disk.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

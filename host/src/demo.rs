@@ -1,0 +1,216 @@
+//! `switchboard demo`: a whole call, offline, in one command.
+//!
+//! It starts a Deepgram-protocol simulator on loopback over `wss` (with a CA made on the
+//! spot), a host serving the bundled voice-pipeline component, and a simulated Twilio call
+//! playing the bundled speech. The call's timeline prints as it happens, then a summary.
+//!
+//! The simulator does **no speech recognition**: it finds speech by its energy and reports
+//! each stretch as `(speech 1.4 s)`. Everything else (the Twilio messages, the Deepgram
+//! protocol, TLS, the injected `Authorization` header, the sandbox) is the real thing.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use switchboard_sim::deepgram::DeepgramSim;
+use switchboard_sim::tls::TestCa;
+use switchboard_sim::twilio::TwilioCall;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::{Config, Marker, MarkerSource, Switchboard};
+
+/// The bundled caller audio: 13.2 s of synthetic speech, mu-law 8 kHz (`assets/`).
+pub const CALLER_SPEECH: &[u8] = include_bytes!("../../assets/caller.ulaw");
+
+/// How to run the demo.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Playback speed of the caller (1.0 = real time).
+    pub speed: f64,
+    /// Make the simulator drop the first Deepgram session (1011) after this much audio,
+    /// to show a reconnect with replay.
+    pub drop_deepgram_after: Option<Duration>,
+}
+
+/// What the demo measured.
+#[derive(Debug, Clone, Default)]
+pub struct DemoReport {
+    /// Audio the caller sent, bytes.
+    pub caller_bytes: usize,
+    /// Audio Deepgram's final results covered, bytes (equal to `caller_bytes` when
+    /// nothing was lost).
+    pub delivered_bytes: usize,
+    /// Whether the delivered audio is exactly the caller's.
+    pub delivered_exactly: bool,
+    /// Deepgram sessions (more than one after a reconnect).
+    pub sessions: usize,
+    /// Handshake time of the first Deepgram connection, ms.
+    pub handshake_ms: Option<f64>,
+    /// Time from the first audio to the first result, ms.
+    pub first_result_ms: Option<f64>,
+    /// Utterances transcribed.
+    pub utterances: usize,
+    /// The pipeline's own count of lost bytes.
+    pub lost_bytes: Option<u64>,
+    /// The inbound close code the caller saw.
+    pub close_code: Option<u16>,
+}
+
+/// Runs the demo, writing the timeline and summary to `out` as they happen.
+pub async fn run(options: DemoOptions, mut out: impl FnMut(&str) + Send) -> anyhow::Result<DemoReport> {
+    let ca = TestCa::new().context("making a throw-away CA")?;
+    let mut sim = DeepgramSim::new().tls(ca.server_config()?).expect_token("demo-key");
+    if let Some(after) = options.drop_deepgram_after {
+        sim = sim.close_after_audio(after, 1);
+    }
+    let deepgram = sim.start().await.context("starting the Deepgram simulator")?;
+    let config = demo_config(&deepgram.origin(), &deepgram.listen_url(), ca.pem_path())?;
+    let host = tokio::task::spawn_blocking(move || Switchboard::new(config)).await??;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("ws://{}/twilio/media", listener.local_addr()?);
+    let timeline = host.timeline();
+    let mut live = timeline.subscribe();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(host.clone().serve(listener, async move {
+        let _ = stopped.await;
+    }));
+
+    out(&format!("Switchboard demo: a simulated Twilio call -> host ({url}) -> voice-pipeline component -> Deepgram simulator ({}, wss)", deepgram.origin()));
+    out("The simulator does no speech recognition: it reports stretches of speech found by energy.\n");
+
+    let call = TwilioCall::new(&url).audio(CALLER_SPEECH.to_vec()).speed(options.speed).parameter("demo", "true");
+    let mut call = tokio::spawn(call.run());
+    let mut report = DemoReport::default();
+    let record = loop {
+        tokio::select! {
+            finished = &mut call => break finished.context("the caller task failed")??,
+            marker = live.recv() => match marker {
+                Ok(marker) => note(&marker, &mut report, &mut out),
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => {}
+            },
+        }
+    };
+    // The pipeline finishes after the caller: drain until the call has closed (bounded).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut closed = false;
+    while !closed {
+        match tokio::time::timeout_at(deadline, live.recv()).await {
+            Ok(Ok(marker)) => {
+                closed = marker.name == "call.closed";
+                note(&marker, &mut report, &mut out);
+            }
+            Ok(Err(RecvError::Lagged(_))) => {}
+            _ => break,
+        }
+    }
+    let _ = stop.send(());
+    let delivered = deepgram.delivered_audio();
+    report.caller_bytes = record.sent_audio.len();
+    report.delivered_bytes = delivered.len();
+    report.delivered_exactly = delivered == record.sent_audio;
+    report.sessions = deepgram.sessions().len();
+    report.close_code = record.close.as_ref().map(|c| c.0);
+    out(&summary(&report));
+    Ok(report)
+}
+
+fn demo_config(origin: &str, listen_url: &str, ca: &Path) -> anyhow::Result<Config> {
+    let q = |s: &str| toml_string(s);
+    let text = format!(
+        r#"
+listen = "127.0.0.1:0"
+max_concurrent_calls = 8
+
+[[routes]]
+path = "/twilio/media"
+component = "voice-pipeline"
+
+[components.voice-pipeline]
+builtin = "voice-pipeline"
+allow_outbound = [{origin}]
+extra_ca_certs = [{ca}]
+
+[components.voice-pipeline.settings]
+deepgram_url = {listen_url}
+reconnect_base_ms = "200"
+
+[[components.voice-pipeline.secret_headers]]
+host = "localhost"
+name = "Authorization"
+value = "Token ${{DEMO_KEY}}"
+"#,
+        origin = q(origin),
+        ca = q(&ca.display().to_string()),
+        listen_url = q(listen_url),
+    );
+    let lookup = |name: &str| (name == "DEMO_KEY").then(|| "demo-key".to_owned());
+    Ok(Config::parse(&text, "demo configuration", Path::new("."), &lookup)?)
+}
+
+fn toml_string(value: &str) -> String {
+    serde_json::Value::String(value.to_owned()).to_string()
+}
+
+/// Markers worth a line in the demo, with the attributes that tell the story.
+fn note(marker: &Marker, report: &mut DemoReport, out: &mut impl FnMut(&str)) {
+    let keys: &[&str] = match marker.name.as_str() {
+        "call.accepted" => &["remote", "path"],
+        "instance.started" => &["component", "instantiate_us"],
+        "twilio.connected" | "twilio.first-media" => &[],
+        "twilio.start" => &["call_sid", "stream_sid", "encoding", "sample_rate"],
+        "twilio.stop" => &["media_messages"],
+        "deepgram.connecting" => &["attempt"],
+        "outbound.open" => &["target", "handshake_ms"],
+        "outbound.failed" => &["cause", "detail"],
+        "outbound.closed" => &["code", "reason", "by"],
+        "deepgram.open" => &["connect_ms", "session"],
+        "deepgram.first-result" => &["ms_since_first_audio"],
+        "deepgram.speech-started" => &["at"],
+        "utterance" => &["text", "start", "end"],
+        "deepgram.closed" | "call.closed" => &["code", "reason", "by"],
+        "deepgram.reconnect" => &["attempt", "delay_ms", "unconfirmed_bytes"],
+        "deepgram.replay" => &["replay_bytes", "lost_bytes"],
+        "deepgram.close-stream" => &["audio_bytes"],
+        "pipeline.summary" => &["audio_bytes", "replayed_bytes", "lost_bytes", "reconnects", "transcripts"],
+        "guest.trap" => &["cause", "detail"],
+        _ => return,
+    };
+    match marker.name.as_str() {
+        "outbound.open" if report.handshake_ms.is_none() => {
+            report.handshake_ms = marker.attr("handshake_ms").and_then(|v| v.parse().ok());
+        }
+        "deepgram.first-result" => report.first_result_ms = marker.attr("ms_since_first_audio").and_then(|v| v.parse().ok()),
+        "utterance" => report.utterances += 1,
+        "pipeline.summary" => report.lost_bytes = marker.attr("lost_bytes").and_then(|v| v.parse().ok()),
+        _ => {}
+    }
+    let source = match marker.source {
+        MarkerSource::Host => "host ",
+        MarkerSource::Guest => "guest",
+    };
+    let mut line = format!("{:>8.3}s  {source}  {:<24}", marker.offset.as_secs_f64(), marker.name);
+    for key in keys {
+        if let Some(value) = marker.attr(key) {
+            let _ = write!(line, " {key}={value}");
+        }
+    }
+    out(line.trim_end());
+}
+
+fn summary(report: &DemoReport) -> String {
+    let ms = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.1} ms"));
+    format!(
+        "\nSummary\n  caller audio sent       {} bytes\n  audio Deepgram covered  {} bytes ({})\n  Deepgram sessions       {}\n  wss handshake           {}\n  first result            {} after the first audio\n  utterances              {}\n  lost (pipeline's count) {}\n  call closed with        {}",
+        report.caller_bytes,
+        report.delivered_bytes,
+        if report.delivered_exactly { "exactly the caller's audio" } else { "DIFFERS from the caller's audio" },
+        report.sessions,
+        ms(report.handshake_ms),
+        ms(report.first_result_ms),
+        report.utterances,
+        report.lost_bytes.map_or("n/a".to_owned(), |b| format!("{b} bytes")),
+        report.close_code.map_or("n/a".to_owned(), |c| c.to_string()),
+    )
+}
