@@ -499,7 +499,7 @@ impl Transcriber {
                     }
                 }
             }
-            if self.speech_start.is_some() && self.interim && (self.frames - self.final_end) % 25 == 0 {
+            if self.speech_start.is_some() && self.interim && (self.frames - self.final_end).is_multiple_of(25) {
                 let label = self.speech_label();
                 replies.push(self.results(false, false, false, &label));
             }
