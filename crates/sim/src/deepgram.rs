@@ -41,6 +41,7 @@ pub struct DeepgramSim {
     close_after_audio: Option<(Duration, usize)>,
     blackhole_sessions: usize,
     reject: Option<(u16, String)>,
+    transcripts: Vec<String>,
 }
 
 impl Default for DeepgramSim {
@@ -53,6 +54,7 @@ impl Default for DeepgramSim {
             close_after_audio: None,
             blackhole_sessions: 0,
             reject: None,
+            transcripts: Vec::new(),
         }
     }
 }
@@ -182,6 +184,13 @@ impl DeepgramSim {
         self
     }
 
+    /// Scripts the transcripts: the n-th stretch of speech in a session is reported with
+    /// the n-th text (then `(speech 1.4 s)` again once the list runs out).
+    pub fn transcripts<S: AsRef<str>>(mut self, texts: &[S]) -> Self {
+        self.transcripts = texts.iter().map(|t| t.as_ref().to_owned()).collect();
+        self
+    }
+
     /// Binds `127.0.0.1:0` and serves.
     pub async fn start(self) -> anyhow::Result<RunningSim> {
         self.start_on("127.0.0.1:0").await
@@ -272,7 +281,7 @@ impl DeepgramSim {
             .close_after_audio
             .filter(|(_, sessions)| session_index < *sessions)
             .map(|(audio, _)| audio.as_millis() as usize * 8);
-        let mut session = Transcriber::new(&handshake, self.speech_threshold);
+        let mut session = Transcriber::new(&handshake, self.speech_threshold, self.transcripts.clone());
         let (mut sink, mut stream) = socket.split();
         let mut has_audio = false;
         let verdict: Option<(u16, &str)> = loop {
@@ -397,10 +406,12 @@ struct Transcriber {
     silence_run: usize,
     since_speech: Option<usize>,
     last_word_end: f64,
+    /// Scripted texts for successive speech segments.
+    script: std::collections::VecDeque<String>,
 }
 
 impl Transcriber {
-    fn new(handshake: &Handshake, threshold: f64) -> Self {
+    fn new(handshake: &Handshake, threshold: f64, script: Vec<String>) -> Self {
         let flag = |name: &str| handshake.param(name) == Some("true");
         let frames_of = |ms: &str| ms.parse::<usize>().ok().map(|ms| (ms / 20).max(1));
         Transcriber {
@@ -421,6 +432,7 @@ impl Transcriber {
             silence_run: 0,
             since_speech: None,
             last_word_end: 0.0,
+            script: script.into(),
         }
     }
 
@@ -475,7 +487,7 @@ impl Transcriber {
                     self.silence_run += 1;
                     if self.endpointing_frames.is_some_and(|limit| self.silence_run >= limit) {
                         self.last_word_end = Self::seconds(self.frames - self.silence_run);
-                        let label = self.speech_label();
+                        let label = self.script.pop_front().unwrap_or_else(|| self.speech_label());
                         replies.push(self.results(true, true, false, &label));
                         self.speech_start = None;
                         self.since_speech = Some(0);
@@ -600,7 +612,7 @@ mod tests {
             query: "endpointing=300&vad_events=true&interim_results=true&utterance_end_ms=1000".into(),
             headers: Vec::new(),
         };
-        Transcriber::new(&handshake, 500.0)
+        Transcriber::new(&handshake, 500.0, Vec::new())
     }
 
     fn texts(replies: &[Reply]) -> Vec<serde_json::Value> {
