@@ -1,12 +1,11 @@
 //! One call: from an accepted upgrade to the closed socket, on a fresh instance.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::runtime::LoadedComponent;
+use crate::registry::LiveCall;
 use crate::runtime::bindings::RequestInfo;
 use crate::runtime::component::{CLOSE_GRACE, micros_since, trap_cause};
 use crate::timeline::CallTimeline;
@@ -14,10 +13,12 @@ use crate::ws::pump;
 
 /// Runs `component` for the inbound socket until the guest returns or traps, then closes
 /// the socket (1000 after a return, 1011 after a trap) and frees the instance.
-pub async fn run<S>(component: Arc<LoadedComponent>, socket: WebSocketStream<S>, request: RequestInfo, timeline: CallTimeline)
+pub async fn run<S>(live: LiveCall, socket: WebSocketStream<S>, request: RequestInfo, timeline: CallTimeline)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let version = live.version().clone();
+    let component = &version.loaded;
     let sandbox = component.sandbox().clone();
     let (inbound, control) = pump::spawn(socket, &sandbox.pump, None, |_| {});
 
@@ -31,7 +32,12 @@ where
         Ok((mut store, handler)) => {
             timeline.host(
                 "instance.started",
-                &[("component", sandbox.name.clone()), ("instantiate_us", micros_since(started))],
+                &[
+                    ("component", sandbox.name.clone()),
+                    ("version", version.number.to_string()),
+                    ("digest", version.short_digest().to_owned()),
+                    ("instantiate_us", micros_since(started)),
+                ],
             );
             let outcome = async {
                 let inbound = store.data_mut().table.push(inbound)?;

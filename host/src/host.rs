@@ -13,7 +13,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, Route};
-use crate::runtime::{EngineSettings, LoadError, LoadedComponent, Runtime};
+use crate::registry::Registry;
+use crate::runtime::artifacts::ArtifactStore;
+use crate::runtime::{EngineSettings, LoadError, Runtime};
 use crate::timeline::Timeline;
 
 /// Calls whose markers stay in memory.
@@ -31,6 +33,9 @@ pub enum StartError {
     /// The inbound TLS files are unusable.
     #[error("inbound TLS: {0}")]
     Tls(String),
+    /// The data directory cannot be used.
+    #[error("data directory: {0}")]
+    DataDir(String),
 }
 
 /// A host ready to serve: cheap to clone.
@@ -41,8 +46,8 @@ pub struct Switchboard {
 
 pub(crate) struct HostInner {
     pub(crate) config: Config,
-    pub(crate) _runtime: Runtime,
-    pub(crate) routes: HashMap<String, (Route, Arc<LoadedComponent>)>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) routes: HashMap<String, Route>,
     pub(crate) timeline: Timeline,
     /// One permit per live call; sized by `max_concurrent_calls`, like the instance pool.
     pub(crate) call_slots: Arc<Semaphore>,
@@ -63,21 +68,17 @@ impl Switchboard {
         let max_memory_bytes = config.components.values().map(|c| c.limits.memory_bytes).max().unwrap_or(64 << 20);
         let runtime = Runtime::new(EngineSettings { max_instances: config.max_concurrent_calls, max_memory_bytes })
             .map_err(|e| StartError::Engine(format!("{e:#}")))?;
-        let mut loaded: HashMap<String, Arc<LoadedComponent>> = HashMap::new();
-        for (name, component) in &config.components {
-            loaded.insert(name.clone(), Arc::new(LoadedComponent::load(&runtime, component)?));
-        }
-        let routes = config
-            .routes
-            .iter()
-            .filter_map(|route| loaded.get(&route.component).map(|c| (route.path.clone(), (route.clone(), c.clone()))))
-            .collect();
+        let store = ArtifactStore::new(config.data_dir.as_deref(), runtime.engine())
+            .map_err(|e| StartError::DataDir(format!("{}: {e}", config.data_dir.as_deref().unwrap_or(std::path::Path::new("?")).display())))?;
+        let components: Vec<_> = config.components.values().collect();
+        let registry = Arc::new(Registry::load(Arc::new(runtime), store, &components)?);
+        let routes = config.routes.iter().map(|route| (route.path.clone(), route.clone())).collect();
         let tls = config.tls.as_ref().map(crate::server::tls_acceptor).transpose().map_err(StartError::Tls)?;
         Ok(Switchboard {
             inner: Arc::new(HostInner {
                 call_slots: Arc::new(Semaphore::new(config.max_concurrent_calls as usize)),
                 config,
-                _runtime: runtime,
+                registry,
                 routes,
                 timeline: Timeline::new(RETAINED_CALLS),
                 next_call: AtomicU64::new(1),
@@ -96,6 +97,11 @@ impl Switchboard {
         &self.inner.config
     }
 
+    /// Component versions and hot swap.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.inner.registry
+    }
+
     /// Calls alive right now.
     pub fn live_calls(&self) -> usize {
         self.inner.config.max_concurrent_calls as usize - self.inner.call_slots.available_permits()
@@ -106,4 +112,31 @@ impl Switchboard {
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         crate::server::serve(self, listener, shutdown).await
     }
+}
+
+/// Compiles every configured component and `extra_files` into the artifact store of
+/// `config` (its `data_dir`), with the engine settings `serve` will use; one line each.
+pub fn precompile(config: &Config, extra_files: &[std::path::PathBuf]) -> anyhow::Result<Vec<String>> {
+    let Some(dir) = config.data_dir.as_deref() else {
+        anyhow::bail!("no data_dir configured: there is no artifact store to fill");
+    };
+    let max_memory_bytes = config.components.values().map(|c| c.limits.memory_bytes).max().unwrap_or(64 << 20);
+    let runtime = Runtime::new(EngineSettings { max_instances: config.max_concurrent_calls, max_memory_bytes })
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let store = ArtifactStore::new(Some(dir), runtime.engine())?;
+    let mut sources: Vec<(String, Vec<u8>)> = Vec::new();
+    for component in config.components.values() {
+        sources.push((component.name.clone(), crate::runtime::component::source_bytes(component)?));
+    }
+    for file in extra_files {
+        let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        sources.push((file.display().to_string(), bytes));
+    }
+    let mut lines = Vec::new();
+    for (name, bytes) in sources {
+        let started = std::time::Instant::now();
+        let (_, digest, compiled) = store.compile(runtime.engine(), &bytes).map_err(|e| anyhow::anyhow!("{name}: {e:#}"))?;
+        lines.push(format!("{name}: {digest} {compiled:?} in {:.0} ms -> {}", started.elapsed().as_secs_f64() * 1e3, dir.display()));
+    }
+    Ok(lines)
 }

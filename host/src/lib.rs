@@ -20,9 +20,13 @@ pub mod config;
 pub mod demo;
 pub mod egress;
 pub mod host;
+pub mod registry;
 pub mod runtime;
 pub mod secrets;
+mod admin;
+pub mod admin_client;
 mod server;
+mod watch;
 pub mod timeline;
 pub mod ws;
 

@@ -30,6 +30,27 @@ enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
+enum DeployAction {
+    /// Upload a component file as the new version of COMPONENT.
+    Upload {
+        /// The component's name in the host's configuration.
+        component: String,
+        /// The `.wasm` file.
+        file: PathBuf,
+    },
+    /// List every component version.
+    List,
+    /// Make an earlier version current again (default: the one before the current).
+    Rollback {
+        /// The component's name.
+        component: String,
+        /// The version number to return to.
+        #[arg(long)]
+        to: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Run a whole call offline: a simulated Twilio call playing bundled speech, the
     /// bundled voice-pipeline component, and a local Deepgram-protocol simulator over wss
@@ -54,6 +75,26 @@ enum Command {
         /// Override the configured listen address.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+    },
+    /// Manage component versions on a running host through its admin API.
+    Deploy {
+        /// The host's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        host: String,
+        /// Environment variable holding the admin token.
+        #[arg(long, default_value = "SWITCHBOARD_ADMIN_TOKEN")]
+        token_env: String,
+        #[command(subcommand)]
+        action: DeployAction,
+    },
+    /// Compile components ahead of time into the artifact store (`data_dir`), so a
+    /// start, deploy or rollback of them does not compile.
+    Compile {
+        /// TOML configuration file (its engine settings and `data_dir`).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Component files to compile besides the configured ones.
+        files: Vec<PathBuf>,
     },
     /// Validate the configuration and check every component against the host's imports
     /// and the expected export, without serving.
@@ -117,6 +158,33 @@ async fn main() -> anyhow::Result<()> {
                 tracing::info!("shutting down: no new calls are accepted");
             };
             host.serve(listener, shutdown).await?;
+        }
+        Command::Deploy { host, token_env, action } => {
+            let token = std::env::var(&token_env).with_context(|| format!("the admin token variable `{token_env}` is not set"))?;
+            let (method, path, body, content_type) = match &action {
+                DeployAction::Upload { component, file } => {
+                    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+                    (http::Method::PUT, format!("/components/{component}"), bytes, "application/wasm")
+                }
+                DeployAction::List => (http::Method::GET, "/components".to_owned(), Vec::new(), "application/json"),
+                DeployAction::Rollback { component, to } => {
+                    let body = to.map(|n| serde_json::json!({ "to": n }).to_string().into_bytes()).unwrap_or_default();
+                    (http::Method::POST, format!("/components/{component}/rollback"), body, "application/json")
+                }
+            };
+            let answer = switchboard::admin_client::request(&host, &token, method, &path, body, content_type).await?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            }
+        }
+        Command::Compile { config, files } => {
+            let config = load_config(config.as_ref())?;
+            let report = tokio::task::spawn_blocking(move || switchboard::host::precompile(&config, &files)).await??;
+            #[allow(clippy::print_stdout)]
+            for line in report {
+                println!("{line}");
+            }
         }
         Command::Check { config } => {
             let config = load_config(config.as_ref())?;

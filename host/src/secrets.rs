@@ -13,6 +13,22 @@ use http::{HeaderName, HeaderValue};
 pub struct SecretValue(HeaderValue);
 
 impl SecretValue {
+    /// Wraps a plain value.
+    pub fn new(value: &str) -> Result<Self, TemplateError> {
+        let mut value = HeaderValue::from_str(value).map_err(|_| TemplateError::InvalidValue)?;
+        value.set_sensitive(true);
+        Ok(SecretValue(value))
+    }
+
+    /// Compares with `candidate` in time independent of where they differ.
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        let expected = self.0.as_bytes();
+        if expected.len() != candidate.len() {
+            return false;
+        }
+        expected.iter().zip(candidate).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
     /// The value, for putting on the wire.
     pub fn header_value(&self) -> &HeaderValue {
         &self.0

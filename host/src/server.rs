@@ -35,8 +35,10 @@ type Shared = std::sync::Arc<HostInner>;
 pub(crate) async fn serve(host: Switchboard, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
     let router = Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .nest("/admin", crate::admin::router(host.inner.clone()))
         .fallback(upgrade)
         .with_state(host.inner.clone());
+    let _watchers = crate::watch::start(&host);
     let tls = host.inner.tls.clone();
     tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "switchboard listening");
     tokio::pin!(shutdown);
@@ -87,8 +89,11 @@ pub(crate) async fn serve(host: Switchboard, listener: TcpListener, shutdown: im
 /// Every path but `/healthz`: a WebSocket upgrade on a configured route starts a call.
 async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
     let path = request.uri().path().to_owned();
-    let Some((route, component)) = host.routes.get(&path) else {
+    let Some(route) = host.routes.get(&path) else {
         return (StatusCode::NOT_FOUND, "no route for this path\n").into_response();
+    };
+    let Some(version) = host.registry.current(&route.component) else {
+        return (StatusCode::NOT_FOUND, "no component for this route\n").into_response();
     };
     if !hyper_tungstenite::is_upgrade_request(&request) {
         return (StatusCode::UPGRADE_REQUIRED, "this path accepts WebSocket upgrades only\n").into_response();
@@ -97,7 +102,7 @@ async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
         tracing::warn!(path, "call refused: every call slot is taken");
         return (StatusCode::SERVICE_UNAVAILABLE, "too many concurrent calls\n").into_response();
     };
-    let config = component.sandbox().pump.websocket_config();
+    let config = version.loaded.sandbox().pump.websocket_config();
     let (response, websocket) = match hyper_tungstenite::upgrade(&mut request, Some(config)) {
         Ok(upgrade) => upgrade,
         Err(error) => return (StatusCode::BAD_REQUEST, format!("bad WebSocket upgrade: {error}\n")).into_response(),
@@ -123,11 +128,12 @@ async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
         query: request.uri().query().map(str::to_owned),
         headers,
     };
-    let component = component.clone();
+    // The call keeps this version until it ends, whatever is deployed meanwhile.
+    let live = version.enter_call();
     tokio::spawn(async move {
         let _permit = permit;
         match websocket.await {
-            Ok(socket) => crate::call::run(component, socket, info, timeline).await,
+            Ok(socket) => crate::call::run(live, socket, info, timeline).await,
             Err(error) => timeline.host("call.closed", &[("code", "1006".to_owned()), ("reason", format!("upgrade failed: {error}")), ("by", "network".to_owned())]),
         }
     });

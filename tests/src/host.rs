@@ -20,6 +20,7 @@ pub struct ComponentSpec {
     secret_headers: Vec<(String, String, String)>,
     limits: Vec<(String, u64)>,
     extra_ca: Vec<PathBuf>,
+    watch: bool,
 }
 
 impl ComponentSpec {
@@ -33,7 +34,14 @@ impl ComponentSpec {
             secret_headers: Vec::new(),
             limits: Vec::new(),
             extra_ca: Vec::new(),
+            watch: false,
         }
+    }
+
+    /// Redeploys the component whenever its file changes.
+    pub fn watch(mut self) -> Self {
+        self.watch = true;
+        self
     }
 
     /// Adds an allowlist rule, e.g. `wss://localhost:4433`.
@@ -71,11 +79,12 @@ impl ComponentSpec {
         let list = |items: &[String]| items.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
         let paths: Vec<String> = self.extra_ca.iter().map(|p| p.display().to_string()).collect();
         let mut out = format!(
-            "[components.{name}]\nwasm = {wasm}\nallow_outbound = [{allow}]\nextra_ca_certs = [{cas}]\n",
+            "[components.{name}]\nwasm = {wasm}\nallow_outbound = [{allow}]\nextra_ca_certs = [{cas}]\nwatch = {watch}\n",
             name = q(&self.name),
             wasm = q(&self.wasm.display().to_string()),
             allow = list(&self.allow),
             cas = list(&paths),
+            watch = self.watch,
         );
         out.push_str(&format!("[components.{}.settings]\n", q(&self.name)));
         for (key, value) in &self.settings {
@@ -105,6 +114,8 @@ pub struct HostBuilder {
     env: HashMap<String, String>,
     max_calls: Option<u32>,
     tls: Option<(PathBuf, PathBuf)>,
+    data_dir: Option<PathBuf>,
+    admin: bool,
 }
 
 impl HostBuilder {
@@ -126,6 +137,19 @@ impl HostBuilder {
         self
     }
 
+    /// Keeps compiled components in `dir` (the artifact store).
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// Turns the admin API on with `token` (at least 16 characters).
+    pub fn admin_token(mut self, token: &str) -> Self {
+        self.admin = true;
+        self.env.insert("SWITCHBOARD_ADMIN_TOKEN".to_owned(), token.to_owned());
+        self
+    }
+
     /// Serves `wss://` with a certificate from `ca`.
     pub fn tls(mut self, ca: &TestCa) -> anyhow::Result<Self> {
         self.tls = Some(ca.write_server_files()?);
@@ -136,6 +160,12 @@ impl HostBuilder {
     pub fn toml(&self) -> String {
         let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
         let mut out = format!("listen = \"127.0.0.1:0\"\nmax_concurrent_calls = {}\n", self.max_calls.unwrap_or(64));
+        if let Some(dir) = &self.data_dir {
+            out.push_str(&format!("data_dir = {}\n", q(&dir.display().to_string())));
+        }
+        if self.admin {
+            out.push_str("admin_token_env = \"SWITCHBOARD_ADMIN_TOKEN\"\n");
+        }
         if let Some((cert, key)) = &self.tls {
             out.push_str(&format!("[tls]\ncert = {}\nkey = {}\n", q(&cert.display().to_string()), q(&key.display().to_string())));
         }

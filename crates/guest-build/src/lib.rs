@@ -96,6 +96,7 @@ pub fn build(packages: &[&str]) -> Result<Vec<BuiltComponent>, BuildError> {
     println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
     println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
     println!("cargo:rerun-if-changed={}", workspace.join("crates/guest").display());
+    println!("cargo:rerun-if-changed={}", workspace.join("tests/guests").display());
     let mut built = Vec::new();
     for package in packages {
         let source_dir = package_dir(&workspace, package)?;

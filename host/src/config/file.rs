@@ -19,6 +19,10 @@ pub struct FileConfig {
     pub max_concurrent_calls: Option<u32>,
     /// Serve `wss://` instead of `ws://`.
     pub tls: Option<FileTls>,
+    /// Where compiled components are kept (content-addressed).
+    pub data_dir: Option<PathBuf>,
+    /// Environment variable holding the admin API's bearer token.
+    pub admin_token_env: Option<String>,
     /// Which path runs which component.
     #[serde(default)]
     pub routes: Vec<FileRoute>,
@@ -57,6 +61,9 @@ pub struct FileComponent {
     pub wasm: Option<PathBuf>,
     /// Name of a component bundled in the binary (`voice-pipeline`).
     pub builtin: Option<String>,
+    /// Reload the `wasm` file when it changes (development).
+    #[serde(default)]
+    pub watch: bool,
     /// Egress allowlist: `scheme://host[:port]` patterns.
     #[serde(default)]
     pub allow_outbound: Vec<String>,

@@ -40,6 +40,10 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Components by name.
     pub components: BTreeMap<String, ComponentConfig>,
+    /// The artifact store's directory; none = compile in memory on every start.
+    pub data_dir: Option<PathBuf>,
+    /// The admin API's bearer token; none = admin API off.
+    pub admin_token: Option<crate::secrets::SecretValue>,
 }
 
 /// Inbound TLS files.
@@ -107,6 +111,8 @@ pub struct ComponentConfig {
     pub extra_ca_certs: Vec<PathBuf>,
     /// Its limits.
     pub limits: Limits,
+    /// Reload the file when it changes.
+    pub watch: bool,
 }
 
 /// Per-component resource limits.
@@ -160,6 +166,7 @@ impl Config {
         let text = format!(
             r#"
 listen = "{DEFAULT_LISTEN}"
+admin_token_env = "SWITCHBOARD_ADMIN_TOKEN"
 
 [[routes]]
 path = "{DEFAULT_ROUTE}"
@@ -176,7 +183,9 @@ value = "Token ${{DEEPGRAM_API_KEY}}"
 optional = true
 "#
         );
-        Config::parse(&text, "built-in defaults", Path::new("."), &env_lookup)
+        let mut config = Config::parse(&text, "built-in defaults", Path::new("."), &env_lookup)?;
+        config.data_dir = default_data_dir(&env_lookup);
+        Ok(config)
     }
 
     /// Reads and validates a config file. Relative paths in it are relative to its folder.
@@ -203,6 +212,15 @@ optional = true
 
 fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
+}
+
+/// `$XDG_CACHE_HOME/switchboard`, else `$HOME/.cache/switchboard`.
+fn default_data_dir(lookup: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    lookup("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| lookup("HOME").filter(|h| !h.is_empty()).map(|home| PathBuf::from(home).join(".cache")))
+        .map(|dir| dir.join("switchboard"))
 }
 
 struct Validator<'a> {
@@ -284,7 +302,23 @@ impl Validator<'_> {
         if routes.is_empty() {
             return Err(self.invalid("routes", "at least one route is needed, e.g. [[routes]] path = \"/twilio/media\" component = \"...\""));
         }
-        Ok(Config { listen, max_concurrent_calls, tls, routes, components })
+        let data_dir = file.data_dir.map(|dir| self.path(&dir));
+        let admin_token = match file.admin_token_env {
+            None => None,
+            Some(var) => match (self.lookup)(&var).filter(|token| !token.is_empty()) {
+                Some(token) if token.len() < 16 => {
+                    return Err(self.invalid("admin_token_env", format!("the token in `{var}` is shorter than 16 characters")));
+                }
+                Some(token) => Some(
+                    crate::secrets::SecretValue::new(&token).map_err(|e| self.invalid("admin_token_env", e.to_string()))?,
+                ),
+                None => {
+                    tracing::info!("admin API off: `{var}` is not set");
+                    None
+                }
+            },
+        };
+        Ok(Config { listen, max_concurrent_calls, tls, routes, components, data_dir, admin_token })
     }
 
     fn forwardable_header(&self, key: &str, name: &str) -> Result<HeaderName, ConfigError> {
@@ -298,6 +332,9 @@ impl Validator<'_> {
 
     fn component(&self, name: &str, component: FileComponent) -> Result<ComponentConfig, ConfigError> {
         let key = |field: &str| format!("components.{name}.{field}");
+        if component.watch && component.wasm.is_none() {
+            return Err(self.invalid(key("watch"), "only a `wasm` file can be watched"));
+        }
         let source = match (component.wasm, component.builtin) {
             (Some(path), None) => ComponentSource::File(self.existing_file(&key("wasm"), &path)?),
             (None, Some(builtin)) => {
@@ -348,6 +385,7 @@ impl Validator<'_> {
             settings: component.settings,
             extra_ca_certs,
             limits,
+            watch: component.watch,
         })
     }
 

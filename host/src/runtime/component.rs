@@ -114,21 +114,11 @@ impl std::fmt::Debug for LoadedComponent {
     }
 }
 
-impl LoadedComponent {
-    /// Compiles and checks the component described by `config`. Compiling is CPU-heavy:
-    /// call it from a blocking context.
-    pub fn load(runtime: &Runtime, config: &ComponentConfig) -> Result<Self, LoadError> {
-        let name = config.name.clone();
-        let bytes: std::borrow::Cow<'static, [u8]> = match &config.source {
-            ComponentSource::File(path) => std::fs::read(path)
-                .map_err(|source| LoadError::Read { name: name.clone(), path: path.clone(), source })?
-                .into(),
-            ComponentSource::Builtin(builtin) => builtin.wasm().into(),
-        };
-        let component = Component::new(runtime.engine(), &bytes)
-            .map_err(|e| LoadError::Compile { name: name.clone(), message: format!("{e:#}") })?;
-        let pre = link(runtime, &name, &component)?;
-        let tls = client_config(&config.extra_ca_certs).map_err(|source| LoadError::Tls { name: name.clone(), source })?;
+impl Sandbox {
+    /// The sandbox `config` describes: policy, secrets, limits, TLS trust, settings.
+    pub fn from_config(config: &ComponentConfig) -> Result<Self, LoadError> {
+        let tls = client_config(&config.extra_ca_certs)
+            .map_err(|source| LoadError::Tls { name: config.name.clone(), source })?;
         let limits = config.limits.clone();
         let pump = PumpOptions {
             max_message_bytes: limits.max_message_bytes,
@@ -136,16 +126,41 @@ impl LoadedComponent {
             receive_buffer_bytes: limits.receive_buffer_bytes,
             close_grace: CLOSE_GRACE,
         };
-        let sandbox = Sandbox {
-            name,
+        Ok(Sandbox {
+            name: config.name.clone(),
             egress: config.egress.clone(),
             secrets: config.secret_headers.clone(),
             limits,
             tls,
             settings: config.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
             pump,
-        };
-        Ok(LoadedComponent { sandbox: Arc::new(sandbox), pre })
+        })
+    }
+}
+
+/// The bytes of a configured component's code.
+pub fn source_bytes(config: &ComponentConfig) -> Result<Vec<u8>, LoadError> {
+    match &config.source {
+        ComponentSource::File(path) => std::fs::read(path)
+            .map_err(|source| LoadError::Read { name: config.name.clone(), path: path.clone(), source }),
+        ComponentSource::Builtin(builtin) => Ok(builtin.wasm().to_vec()),
+    }
+}
+
+impl LoadedComponent {
+    /// Compiles and checks the component described by `config` (no artifact store).
+    /// CPU-heavy: call it from a blocking context.
+    pub fn load(runtime: &Runtime, config: &ComponentConfig) -> Result<Self, LoadError> {
+        let bytes = source_bytes(config)?;
+        let component = Component::new(runtime.engine(), &bytes)
+            .map_err(|e| LoadError::Compile { name: config.name.clone(), message: format!("{e:#}") })?;
+        Self::link(runtime, Arc::new(Sandbox::from_config(config)?), &component)
+    }
+
+    /// Checks a compiled component against the host's imports and the expected export.
+    pub fn link(runtime: &Runtime, sandbox: Arc<Sandbox>, component: &Component) -> Result<Self, LoadError> {
+        let pre = link(runtime, &sandbox.name, component)?;
+        Ok(LoadedComponent { sandbox, pre })
     }
 
     /// The component's sandbox.

@@ -6,6 +6,7 @@
 //! - [`state`]: what each call's store holds, and the view the import impls borrow;
 //! - [`cpu`]: the CPU budget; `*_impl`: one file per WIT interface.
 
+pub mod artifacts;
 pub mod bindings;
 pub mod component;
 pub mod cpu;

@@ -6,6 +6,7 @@ mod loading;
 mod outbound;
 mod pipeline;
 mod sandbox;
+mod swap;
 
 use switchboard_harness::guests;
 use switchboard_harness::{ComponentSpec, TestHost};

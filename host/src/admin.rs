@@ -1,0 +1,113 @@
+//! The admin API, under `/admin` on the host's port: list component versions, deploy a
+//! new one (uploaded, or a file on the host), roll back. Every request needs
+//! `Authorization: Bearer <token>`, the token coming from the environment variable named
+//! by `admin_token_env`; with no token configured every `/admin` path answers 404.
+//!
+//! | request | body | answer |
+//! |---|---|---|
+//! | `GET /admin/components` | | every version, JSON |
+//! | `PUT /admin/components/{name}` | the `.wasm` bytes | the new current version, or 422 with the reason |
+//! | `POST /admin/components/{name}/deploy-file` | `{"path": "/srv/x.wasm"}` | likewise |
+//! | `POST /admin/components/{name}/rollback` | `{"to": 3}` or nothing | the version now current |
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+
+use crate::host::HostInner;
+use crate::registry::{DeployError, Deployed};
+
+/// Largest upload: componentize-py and componentize-js components run to tens of MB.
+pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
+
+type Shared = Arc<HostInner>;
+
+pub(crate) fn router(host: Shared) -> Router<Shared> {
+    Router::new()
+        .route("/components", get(list))
+        .route("/components/{name}", put(upload))
+        .route("/components/{name}/deploy-file", post(deploy_file))
+        .route("/components/{name}/rollback", post(rollback))
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+        .layer(axum::middleware::from_fn_with_state(host, authorize))
+}
+
+async fn authorize(State(host): State<Shared>, request: Request, next: Next) -> Response {
+    let Some(token) = &host.config.admin_token else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let presented = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !token.matches(presented.as_bytes()) {
+        tracing::warn!(path = %request.uri().path(), "admin request refused: bad or missing token");
+        return (StatusCode::UNAUTHORIZED, "admin token required\n").into_response();
+    }
+    next.run(request).await
+}
+
+async fn list(State(host): State<Shared>) -> Response {
+    axum::Json(host.registry.list()).into_response()
+}
+
+fn answer(result: Result<Deployed, DeployError>) -> Response {
+    match result {
+        Ok(deployed) => axum::Json(deployed).into_response(),
+        Err(error) => {
+            let status = match error {
+                DeployError::UnknownComponent(_) | DeployError::NoSuchVersion(_) => StatusCode::NOT_FOUND,
+                DeployError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                DeployError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            tracing::warn!("deploy refused: {error}");
+            (status, axum::Json(serde_json::json!({ "error": error.to_string() }))).into_response()
+        }
+    }
+}
+
+async fn upload(State(host): State<Shared>, Path(name): Path<String>, body: Bytes) -> Response {
+    answer(host.registry.deploy(&name, body.to_vec(), "upload".to_owned()).await)
+}
+
+#[derive(Deserialize)]
+struct FileRequest {
+    path: std::path::PathBuf,
+}
+
+async fn deploy_file(State(host): State<Shared>, Path(name): Path<String>, axum::Json(request): axum::Json<FileRequest>) -> Response {
+    match tokio::fs::read(&request.path).await {
+        Ok(bytes) => answer(host.registry.deploy(&name, bytes, request.path.display().to_string()).await),
+        Err(error) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(serde_json::json!({ "error": format!("cannot read {}: {error}", request.path.display()) })),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct RollbackRequest {
+    to: Option<u32>,
+}
+
+async fn rollback(State(host): State<Shared>, Path(name): Path<String>, body: Bytes) -> Response {
+    let request: RollbackRequest = if body.is_empty() {
+        RollbackRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(request) => request,
+            Err(error) => return (StatusCode::BAD_REQUEST, format!("bad rollback request: {error}\n")).into_response(),
+        }
+    };
+    answer(host.registry.rollback(&name, request.to).await)
+}

@@ -1,0 +1,342 @@
+//! Component versions and hot swap.
+//!
+//! Each configured component has a current version; a new call gets the current version
+//! and keeps it until the call ends (the call holds an `Arc`), so a swap never touches a
+//! live call, and an old version's instance code is freed when its last call ends. A new
+//! version is compiled (or loaded from the artifact store) and checked against the world
+//! off the serving path, and becomes current only once it is known to be good; a bad one
+//! is refused with the reason and the current version keeps serving.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::config::ComponentConfig;
+use crate::runtime::artifacts::{ArtifactStore, Compiled};
+use crate::runtime::component::source_bytes;
+use crate::runtime::{LoadError, LoadedComponent, Runtime, Sandbox};
+
+/// One compiled, checked version of a component.
+pub struct ComponentVersion {
+    /// The component's name.
+    pub component: String,
+    /// Its number: 1 for the version the host started with, then one more per deploy.
+    pub number: u32,
+    /// SHA-256 of its bytes.
+    pub digest: String,
+    /// Where it came from: `builtin`, a file path, or `upload`.
+    pub source: String,
+    /// Ready to instantiate.
+    pub loaded: LoadedComponent,
+    /// When it was deployed, ms since the Unix epoch.
+    pub deployed_unix_ms: u64,
+    /// `compiled` when compiled for this version, `cached` when loaded from the store.
+    pub compiled: &'static str,
+    live: AtomicUsize,
+}
+
+impl std::fmt::Debug for ComponentVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentVersion").field("component", &self.component).field("number", &self.number).finish_non_exhaustive()
+    }
+}
+
+impl ComponentVersion {
+    /// Counts a live call on this version until the guard is dropped.
+    pub fn enter_call(self: &Arc<Self>) -> LiveCall {
+        self.live.fetch_add(1, Ordering::Relaxed);
+        LiveCall(self.clone())
+    }
+
+    /// Calls running on this version now.
+    pub fn live_calls(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// The first 12 hex digits of the digest.
+    pub fn short_digest(&self) -> &str {
+        &self.digest[..12.min(self.digest.len())]
+    }
+}
+
+/// A call's hold on its version.
+#[derive(Debug)]
+pub struct LiveCall(Arc<ComponentVersion>);
+
+impl LiveCall {
+    /// The version the call runs.
+    pub fn version(&self) -> &Arc<ComponentVersion> {
+        &self.0
+    }
+}
+
+impl Drop for LiveCall {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A version as the admin API lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// Component name.
+    pub component: String,
+    /// Version number.
+    pub number: u32,
+    /// SHA-256 of the bytes.
+    pub digest: String,
+    /// Where it came from.
+    pub source: String,
+    /// Deployment time, ms since the Unix epoch.
+    pub deployed_unix_ms: u64,
+    /// Whether new calls get it.
+    pub current: bool,
+    /// Calls running on it.
+    pub live_calls: usize,
+    /// Whether its code is in memory (current, or still serving calls).
+    pub loaded: bool,
+    /// How its code was obtained when last loaded: `compiled` or `cached`.
+    pub compiled: Option<&'static str>,
+}
+
+/// The outcome of a deploy or rollback.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deployed {
+    /// The version now current.
+    pub version: VersionInfo,
+    /// `cached` when the compiled form came from the artifact store.
+    pub compiled: &'static str,
+    /// Compile (or load) and check time, ms.
+    pub prepare_ms: f64,
+}
+
+/// Why a deploy was refused. The current version keeps serving in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// No component of that name is configured.
+    #[error("no component named {0:?}")]
+    UnknownComponent(String),
+    /// The bytes are not a valid component, or it does not fit the world.
+    #[error(transparent)]
+    Refused(#[from] LoadError),
+    /// A rollback target that does not exist (or whose bytes are gone).
+    #[error("{0}")]
+    NoSuchVersion(String),
+    /// The blocking compile task failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+struct Record {
+    number: u32,
+    digest: String,
+    source: String,
+    deployed_unix_ms: u64,
+    version: Weak<ComponentVersion>,
+}
+
+struct Slot {
+    sandbox: Arc<Sandbox>,
+    current: Arc<ComponentVersion>,
+    history: Vec<Record>,
+}
+
+/// Every component's versions.
+pub struct Registry {
+    runtime: Arc<Runtime>,
+    store: ArtifactStore,
+    slots: RwLock<HashMap<String, Slot>>,
+    /// One deploy at a time, so numbering and "previous" stay simple.
+    deploying: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Registry {
+    /// Loads version 1 of every configured component. CPU-heavy: call before serving.
+    pub fn load(runtime: Arc<Runtime>, store: ArtifactStore, components: &[&ComponentConfig]) -> Result<Self, LoadError> {
+        let mut slots = HashMap::new();
+        for config in components {
+            let sandbox = Arc::new(Sandbox::from_config(config)?);
+            let bytes = source_bytes(config)?;
+            let source = match &config.source {
+                crate::config::ComponentSource::File(path) => path.display().to_string(),
+                crate::config::ComponentSource::Builtin(_) => "builtin".to_owned(),
+            };
+            let (loaded, digest, compiled) = prepare(&runtime, &store, &sandbox, &bytes)?;
+            let version = Arc::new(ComponentVersion {
+                component: config.name.clone(),
+                number: 1,
+                digest: digest.clone(),
+                source: source.clone(),
+                loaded,
+                deployed_unix_ms: unix_ms(),
+                compiled: label(compiled),
+                live: AtomicUsize::new(0),
+            });
+            let record = Record { number: 1, digest, source, deployed_unix_ms: version.deployed_unix_ms, version: Arc::downgrade(&version) };
+            slots.insert(config.name.clone(), Slot { sandbox, current: version, history: vec![record] });
+        }
+        Ok(Registry { runtime, store, slots: RwLock::new(slots), deploying: tokio::sync::Mutex::new(()) })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Slot>> {
+        self.slots.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Slot>> {
+        self.slots.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The version new calls of `component` get.
+    pub fn current(&self, component: &str) -> Option<Arc<ComponentVersion>> {
+        self.read().get(component).map(|slot| slot.current.clone())
+    }
+
+    /// Every version of every component, by name then number.
+    pub fn list(&self) -> Vec<VersionInfo> {
+        let slots = self.read();
+        let mut names: Vec<&String> = slots.keys().collect();
+        names.sort();
+        names
+            .into_iter()
+            .flat_map(|name| {
+                let slot = &slots[name];
+                slot.history.iter().map(move |record| {
+                    let live = record.version.upgrade();
+                    VersionInfo {
+                        component: name.clone(),
+                        number: record.number,
+                        digest: record.digest.clone(),
+                        source: record.source.clone(),
+                        deployed_unix_ms: record.deployed_unix_ms,
+                        current: record.number == slot.current.number,
+                        live_calls: live.as_ref().map_or(0, |v| v.live_calls()),
+                        loaded: live.is_some(),
+                        compiled: live.as_ref().map(|v| v.compiled),
+                    }
+                })
+            })
+            .collect()
+    }
+
+    fn info(&self, component: &str, number: u32) -> Option<VersionInfo> {
+        self.list().into_iter().find(|v| v.component == component && v.number == number)
+    }
+
+    /// Compiles and checks `bytes` off the serving path; on success it becomes the current
+    /// version of `component`.
+    pub async fn deploy(&self, component: &str, bytes: Vec<u8>, source: String) -> Result<Deployed, DeployError> {
+        let _one_at_a_time = self.deploying.lock().await;
+        let sandbox = self.read().get(component).map(|slot| slot.sandbox.clone()).ok_or_else(|| DeployError::UnknownComponent(component.to_owned()))?;
+        let started = Instant::now();
+        let (runtime, store) = (self.runtime.clone(), self.store.clone());
+        let (loaded, digest, compiled) = tokio::task::spawn_blocking(move || prepare(&runtime, &store, &sandbox, &bytes))
+            .await
+            .map_err(|e| DeployError::Internal(e.to_string()))??;
+        let number = {
+            let mut slots = self.write();
+            let slot = slots.get_mut(component).ok_or_else(|| DeployError::UnknownComponent(component.to_owned()))?;
+            let number = slot.history.iter().map(|r| r.number).max().unwrap_or(0) + 1;
+            let version = Arc::new(ComponentVersion {
+                component: component.to_owned(),
+                number,
+                digest: digest.clone(),
+                source: source.clone(),
+                loaded,
+                deployed_unix_ms: unix_ms(),
+                compiled: label(compiled),
+                live: AtomicUsize::new(0),
+            });
+            slot.history.push(Record { number, digest, source, deployed_unix_ms: version.deployed_unix_ms, version: Arc::downgrade(&version) });
+            slot.current = version;
+            number
+        };
+        tracing::info!(component, version = number, compiled = label(compiled), "deployed");
+        self.deployed(component, number, compiled, started)
+    }
+
+    fn deployed(&self, component: &str, number: u32, compiled: Compiled, started: Instant) -> Result<Deployed, DeployError> {
+        let version = self.info(component, number).ok_or_else(|| DeployError::Internal("version vanished".to_owned()))?;
+        Ok(Deployed { version, compiled: label(compiled), prepare_ms: started.elapsed().as_secs_f64() * 1e3 })
+    }
+
+    /// Makes an earlier version current again: version `to`, or the one deployed before
+    /// the current one.
+    pub async fn rollback(&self, component: &str, to: Option<u32>) -> Result<Deployed, DeployError> {
+        let _one_at_a_time = self.deploying.lock().await;
+        let started = Instant::now();
+        let (sandbox, target, digest, alive) = {
+            let slots = self.read();
+            let slot = slots.get(component).ok_or_else(|| DeployError::UnknownComponent(component.to_owned()))?;
+            let current = slot.current.number;
+            let target = match to {
+                Some(number) => number,
+                None => slot.history.iter().map(|r| r.number).filter(|n| *n < current).max().ok_or_else(|| DeployError::NoSuchVersion(format!("{component} has no version before {current}")))?,
+            };
+            let record = slot.history.iter().find(|r| r.number == target).ok_or_else(|| DeployError::NoSuchVersion(format!("{component} has no version {target}")))?;
+            (slot.sandbox.clone(), target, record.digest.clone(), record.version.upgrade())
+        };
+        let (version, compiled) = match alive {
+            Some(version) => (version, Compiled::Cached),
+            None => {
+                let bytes = self.store.source(&digest).ok_or_else(|| DeployError::NoSuchVersion(format!("the bytes of {component} version {target} are not in the artifact store (no data_dir?)")))?;
+                let (runtime, store) = (self.runtime.clone(), self.store.clone());
+                let (loaded, _, compiled) = tokio::task::spawn_blocking(move || prepare(&runtime, &store, &sandbox, &bytes))
+                    .await
+                    .map_err(|e| DeployError::Internal(e.to_string()))??;
+                let slots = self.read();
+                let record = slots.get(component).and_then(|s| s.history.iter().find(|r| r.number == target)).ok_or_else(|| DeployError::NoSuchVersion(format!("{component} has no version {target}")))?;
+                let version = Arc::new(ComponentVersion {
+                    component: component.to_owned(),
+                    number: target,
+                    digest: record.digest.clone(),
+                    source: record.source.clone(),
+                    loaded,
+                    deployed_unix_ms: record.deployed_unix_ms,
+                    compiled: label(compiled),
+                    live: AtomicUsize::new(0),
+                });
+                (version, compiled)
+            }
+        };
+        {
+            let mut slots = self.write();
+            let slot = slots.get_mut(component).ok_or_else(|| DeployError::UnknownComponent(component.to_owned()))?;
+            if let Some(record) = slot.history.iter_mut().find(|r| r.number == target) {
+                record.version = Arc::downgrade(&version);
+            }
+            slot.current = version;
+        }
+        tracing::info!(component, version = target, "rolled back");
+        self.deployed(component, target, compiled, started)
+    }
+}
+
+fn label(compiled: Compiled) -> &'static str {
+    match compiled {
+        Compiled::Fresh => "compiled",
+        Compiled::Cached => "cached",
+    }
+}
+
+/// Compiles (or loads) and checks one version.
+fn prepare(runtime: &Runtime, store: &ArtifactStore, sandbox: &Arc<Sandbox>, bytes: &[u8]) -> Result<(LoadedComponent, String, Compiled), LoadError> {
+    let (component, digest, compiled) = store
+        .compile(runtime.engine(), bytes)
+        .map_err(|e| LoadError::Compile { name: sandbox.name.clone(), message: format!("{e:#}") })?;
+    store.keep_source(&digest, bytes);
+    let loaded = LoadedComponent::link(runtime, sandbox.clone(), &component)?;
+    Ok((loaded, digest, compiled))
+}
