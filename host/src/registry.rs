@@ -291,7 +291,7 @@ impl Registry {
         let (version, compiled) = match alive {
             Some(version) => (version, Compiled::Cached),
             None => {
-                let bytes = self.store.source(&digest).ok_or_else(|| DeployError::NoSuchVersion(format!("the bytes of {component} version {target} are not in the artifact store (no data_dir?)")))?;
+                let bytes = self.store.source(&digest).ok_or_else(|| DeployError::NoSuchVersion(format!("the bytes of {component} version {target} are not in the artifact store")))?;
                 let (runtime, store) = (self.runtime.clone(), self.store.clone());
                 let (loaded, _, compiled) = tokio::task::spawn_blocking(move || prepare(&runtime, &store, &sandbox, &bytes))
                     .await

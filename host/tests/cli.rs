@@ -93,3 +93,74 @@ fn the_demo_runs_a_whole_call_offline_and_loses_nothing() {
         assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
     }
 }
+
+fn switchboard_with_env(args: &[&str], env: (&str, &str)) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env(env.0, env.1)
+        .output()
+        .expect("the switchboard binary runs")
+}
+
+#[tokio::test]
+async fn deploy_lists_uploads_and_rolls_back_through_the_admin_api() {
+    const TOKEN: &str = "cli-admin-token-0123456789";
+    let toml = "admin_token_env = \"CLI_ADMIN\"\n[[routes]]\npath = \"/x\"\ncomponent = \"voice\"\n[components.voice]\nbuiltin = \"voice-pipeline\"\n";
+    let lookup = |name: &str| (name == "CLI_ADMIN").then(|| TOKEN.to_owned());
+    let config = switchboard::Config::parse(toml, "test", std::path::Path::new("."), &lookup).expect("config");
+    let host = tokio::task::spawn_blocking(move || switchboard::Switchboard::new(config)).await.expect("join").expect("host");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(host.serve(listener, std::future::pending()));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wasm = dir.path().join("voice.wasm");
+    std::fs::write(&wasm, switchboard::config::Builtin::VoicePipeline.wasm()).expect("write wasm");
+    let wasm = wasm.display().to_string();
+    let run = move |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            switchboard_with_env(&args, ("CLI_ADMIN", TOKEN))
+        })
+    };
+    let deploy = |rest: &[&str]| {
+        let mut args = vec!["deploy".to_owned(), "--host".to_owned(), base.clone(), "--token-env".to_owned(), "CLI_ADMIN".to_owned()];
+        args.extend(rest.iter().map(|s| (*s).to_owned()));
+        args
+    };
+
+    let uploaded = run(deploy(&["upload", "voice", &wasm])).await.expect("join");
+    let stdout = String::from_utf8_lossy(&uploaded.stdout);
+    assert!(uploaded.status.success(), "{:?} {stdout}{}", uploaded.status, String::from_utf8_lossy(&uploaded.stderr));
+    assert!(stdout.contains("\"number\": 2"), "{stdout}");
+
+    let listed = run(deploy(&["list"])).await.expect("join");
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(stdout.contains("\"component\": \"voice\""), "{stdout}");
+
+    let rolled = run(deploy(&["rollback", "voice"])).await.expect("join");
+    let stdout = String::from_utf8_lossy(&rolled.stdout);
+    assert!(rolled.status.success() && stdout.contains("\"number\": 1"), "{stdout}{}", String::from_utf8_lossy(&rolled.stderr));
+
+    let refused = run(deploy(&["upload", "nope", &wasm])).await.expect("join");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("404") && stderr.contains("no component named"), "{stderr}");
+}
+
+#[test]
+fn compile_fills_the_artifact_store_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write(
+        &dir,
+        "compile.toml",
+        "data_dir = \"store\"\n[[routes]]\npath = \"/x\"\ncomponent = \"voice\"\n[components.voice]\nbuiltin = \"voice-pipeline\"\n",
+    );
+    let first = switchboard(&["compile", "--config", &config]);
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{stdout}{}", String::from_utf8_lossy(&first.stderr));
+    assert!(stdout.contains("voice:") && stdout.contains("Fresh"), "{stdout}");
+    let second = switchboard(&["compile", "--config", &config]);
+    assert!(String::from_utf8_lossy(&second.stdout).contains("Cached"));
+    assert!(dir.path().join("store/compiled").read_dir().expect("compiled dir").count() >= 1);
+}

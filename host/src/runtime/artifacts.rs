@@ -8,8 +8,10 @@
 //!
 //! Loading machine code trusts the directory: it must be writable by the host alone.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -29,11 +31,13 @@ pub enum Compiled {
     Cached,
 }
 
-/// The artifact store (optional: without a directory everything is compiled in memory).
+/// The artifact store. Without a directory, compiled code is not kept and component
+/// bytes are kept in memory (so a rollback still works until the host restarts).
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
     dir: Option<PathBuf>,
     engine_tag: String,
+    in_memory: Arc<Mutex<HashMap<String, Arc<[u8]>>>>,
 }
 
 impl ArtifactStore {
@@ -45,7 +49,11 @@ impl ArtifactStore {
         }
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Ok(ArtifactStore { dir: dir.map(Path::to_path_buf), engine_tag: format!("{:016x}", hasher.finish()) })
+        Ok(ArtifactStore {
+            dir: dir.map(Path::to_path_buf),
+            engine_tag: format!("{:016x}", hasher.finish()),
+            in_memory: Arc::default(),
+        })
     }
 
     fn compiled_path(&self, digest: &str) -> Option<PathBuf> {
@@ -84,13 +92,24 @@ impl ArtifactStore {
         Ok((component, digest, Compiled::Fresh))
     }
 
+    fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<[u8]>>> {
+        self.in_memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The bytes of a version stored earlier.
     pub fn source(&self, digest: &str) -> Option<Vec<u8>> {
-        self.source_path(digest).and_then(|path| std::fs::read(path).ok())
+        match self.source_path(digest) {
+            Some(path) => std::fs::read(path).ok(),
+            None => self.memory().get(digest).map(|bytes| bytes.to_vec()),
+        }
     }
 
     /// Stores a version's bytes (for rollback) without compiling.
     pub fn keep_source(&self, digest: &str, bytes: &[u8]) {
+        if self.dir.is_none() {
+            self.memory().entry(digest.to_owned()).or_insert_with(|| Arc::from(bytes));
+            return;
+        }
         if let Some(path) = self.source_path(digest)
             && !path.is_file()
             && let Err(error) = write_atomically(&path, bytes)
