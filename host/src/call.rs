@@ -20,7 +20,7 @@ where
     let version = live.version().clone();
     let component = &version.loaded;
     let sandbox = component.sandbox().clone();
-    let (inbound, control) = pump::spawn(socket, &sandbox.pump, None, |_| {});
+    let (inbound, control) = pump::spawn(socket, &sandbox.pump, None, sandbox.metrics.inbound.clone(), |_| {});
 
     let started = Instant::now();
     let (code, reason) = match component.instantiate(timeline.clone()).await {

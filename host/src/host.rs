@@ -51,6 +51,8 @@ pub(crate) struct HostInner {
     pub(crate) timeline: Timeline,
     /// One permit per live call; sized by `max_concurrent_calls`, like the instance pool.
     pub(crate) call_slots: Arc<Semaphore>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) store: crate::store::CallStore,
     pub(crate) next_call: AtomicU64,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -71,7 +73,18 @@ impl Switchboard {
         let store = ArtifactStore::new(config.data_dir.as_deref(), runtime.engine())
             .map_err(|e| StartError::DataDir(format!("{}: {e}", config.data_dir.as_deref().unwrap_or(std::path::Path::new("?")).display())))?;
         let components: Vec<_> = config.components.values().collect();
-        let registry = Arc::new(Registry::load(Arc::new(runtime), store, &components)?);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let registry = Arc::new(Registry::load(Arc::new(runtime), store, &components, &metrics)?);
+        let calls = match &config.data_dir {
+            Some(dir) => crate::store::CallStore::open(&dir.join("calls.db"), config.retention),
+            None => crate::store::CallStore::open_temporary(config.retention),
+        }
+        .map_err(|e| StartError::DataDir(e.to_string()))?;
+        let timeline = Timeline::new(RETAINED_CALLS);
+        let observed = metrics.clone();
+        timeline.observe(Box::new(move |marker| observed.observe(marker)));
+        let recorder = calls.clone();
+        timeline.observe(Box::new(move |marker| recorder.record(marker)));
         let routes = config.routes.iter().map(|route| (route.path.clone(), route.clone())).collect();
         let tls = config.tls.as_ref().map(crate::server::tls_acceptor).transpose().map_err(StartError::Tls)?;
         Ok(Switchboard {
@@ -80,8 +93,11 @@ impl Switchboard {
                 config,
                 registry,
                 routes,
-                timeline: Timeline::new(RETAINED_CALLS),
-                next_call: AtomicU64::new(1),
+                timeline,
+                // Call ids stay unique across restarts: they start from the clock.
+                next_call: AtomicU64::new(call_id_base()),
+                metrics,
+                store: calls,
                 tls,
             }),
         })
@@ -102,6 +118,11 @@ impl Switchboard {
         &self.inner.registry
     }
 
+    /// The persistent call store.
+    pub fn calls(&self) -> &crate::store::CallStore {
+        &self.inner.store
+    }
+
     /// Calls alive right now.
     pub fn live_calls(&self) -> usize {
         self.inner.config.max_concurrent_calls as usize - self.inner.call_slots.available_permits()
@@ -112,6 +133,11 @@ impl Switchboard {
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         crate::server::serve(self, listener, shutdown).await
     }
+}
+
+fn call_id_base() -> u64 {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    ms.saturating_mul(1_000)
 }
 
 /// Compiles every configured component and `extra_files` into the artifact store of

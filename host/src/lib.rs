@@ -16,14 +16,18 @@
 //! ```
 
 pub mod call;
+pub mod calls_cli;
 pub mod config;
 pub mod demo;
 pub mod egress;
 pub mod host;
+pub mod metrics;
+pub mod store;
 pub mod registry;
 pub mod runtime;
 pub mod secrets;
 mod admin;
+mod api;
 pub mod admin_client;
 mod server;
 mod watch;

@@ -30,6 +30,15 @@ enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
+enum CallsAction {
+    /// One call's timeline, the cause of a failure first.
+    Show {
+        /// Call id (`call-N`), Twilio call SID or stream SID.
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum DeployAction {
     /// Upload a component file as the new version of COMPONENT.
     Upload {
@@ -75,6 +84,26 @@ enum Command {
         /// Override the configured listen address.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+    },
+    /// Recent calls from the call store, one line each (reads the database directly).
+    Calls {
+        /// TOML configuration file (for its `data_dir`).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The database, instead of `<data_dir>/calls.db`.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Only calls with this outcome: live, ok, degraded, failed, interrupted.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Only calls whose failing leg is this: twilio, deepgram, outbound, guest, host.
+        #[arg(long)]
+        leg: Option<String>,
+        /// At most this many calls.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(subcommand)]
+        action: Option<CallsAction>,
     },
     /// Manage component versions on a running host through its admin API.
     Deploy {
@@ -176,6 +205,24 @@ async fn main() -> anyhow::Result<()> {
             #[allow(clippy::print_stdout)]
             {
                 println!("{}", serde_json::to_string_pretty(&answer)?);
+            }
+        }
+        Command::Calls { config, db, outcome, leg, limit, action } => {
+            let path = match db {
+                Some(path) => path,
+                None => load_config(config.as_ref())?
+                    .data_dir
+                    .map(|dir| dir.join("calls.db"))
+                    .context("no data_dir configured: pass --db")?,
+            };
+            let store = switchboard::store::CallStore::open_read_only(&path).with_context(|| format!("opening {}", path.display()))?;
+            let lines = match action {
+                None => switchboard::calls_cli::list(&store, outcome, leg, limit)?,
+                Some(CallsAction::Show { key }) => switchboard::calls_cli::show(&store, &key)?,
+            };
+            #[allow(clippy::print_stdout)]
+            for line in lines {
+                println!("{line}");
             }
         }
         Command::Compile { config, files } => {

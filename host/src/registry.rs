@@ -165,10 +165,15 @@ fn unix_ms() -> u64 {
 
 impl Registry {
     /// Loads version 1 of every configured component. CPU-heavy: call before serving.
-    pub fn load(runtime: Arc<Runtime>, store: ArtifactStore, components: &[&ComponentConfig]) -> Result<Self, LoadError> {
+    pub fn load(
+        runtime: Arc<Runtime>,
+        store: ArtifactStore,
+        components: &[&ComponentConfig],
+        metrics: &Arc<crate::metrics::Metrics>,
+    ) -> Result<Self, LoadError> {
         let mut slots = HashMap::new();
         for config in components {
-            let sandbox = Arc::new(Sandbox::from_config(config)?);
+            let sandbox = Arc::new(Sandbox::from_config(config, metrics.clone())?);
             let bytes = source_bytes(config)?;
             let source = match &config.source {
                 crate::config::ComponentSource::File(path) => path.display().to_string(),

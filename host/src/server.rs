@@ -36,6 +36,7 @@ pub(crate) async fn serve(host: Switchboard, listener: TcpListener, shutdown: im
     let router = Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .nest("/admin", crate::admin::router(host.inner.clone()))
+        .merge(crate::api::router())
         .fallback(upgrade)
         .with_state(host.inner.clone());
     let _watchers = crate::watch::start(&host);

@@ -80,11 +80,21 @@ struct Store {
     retained_calls: usize,
 }
 
+/// Something told of every marker as it is recorded (metrics, the call store).
+pub type Observer = Box<dyn Fn(&Marker) + Send + Sync>;
+
 /// The host's timeline of every call. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Timeline {
     store: Arc<Mutex<Store>>,
     live: broadcast::Sender<Marker>,
+    observers: Arc<std::sync::RwLock<Vec<Observer>>>,
+}
+
+impl fmt::Debug for Timeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeline").finish_non_exhaustive()
+    }
 }
 
 impl Timeline {
@@ -98,7 +108,13 @@ impl Timeline {
                 retained_calls: retained_calls.max(1),
             })),
             live,
+            observers: Arc::default(),
         }
+    }
+
+    /// Adds an observer, told of every marker from now on (synchronously: keep it cheap).
+    pub fn observe(&self, observer: Observer) {
+        self.observers.write().unwrap_or_else(|p| p.into_inner()).push(observer);
     }
 
     fn lock(&self) -> MutexGuard<'_, Store> {
@@ -140,6 +156,9 @@ impl Timeline {
         );
         if let Some(markers) = self.lock().calls.get_mut(&marker.call) {
             markers.push(marker.clone());
+        }
+        for observer in self.observers.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            observer(&marker);
         }
         // Nobody listening is fine.
         let _ = self.live.send(marker);

@@ -23,6 +23,10 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// Environment variable holding the admin API's bearer token.
     pub admin_token_env: Option<String>,
+    /// Days of calls the call store keeps.
+    pub retention_days: Option<u64>,
+    /// Most calls the call store keeps.
+    pub retention_calls: Option<u64>,
     /// Which path runs which component.
     #[serde(default)]
     pub routes: Vec<FileRoute>,

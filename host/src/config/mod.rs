@@ -44,6 +44,8 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// The admin API's bearer token; none = admin API off.
     pub admin_token: Option<crate::secrets::SecretValue>,
+    /// How long and how much the call store keeps.
+    pub retention: crate::store::Retention,
 }
 
 /// Inbound TLS files.
@@ -318,7 +320,16 @@ impl Validator<'_> {
                 }
             },
         };
-        Ok(Config { listen, max_concurrent_calls, tls, routes, components, data_dir, admin_token })
+        let days = file.retention_days.unwrap_or(7);
+        if !(1..=3_650).contains(&days) {
+            return Err(self.invalid("retention_days", format!("{days} is out of range: expected 1 to 3650")));
+        }
+        let calls = file.retention_calls.unwrap_or(100_000);
+        if !(1..=100_000_000).contains(&calls) {
+            return Err(self.invalid("retention_calls", format!("{calls} is out of range: expected 1 to 100000000")));
+        }
+        let retention = crate::store::Retention { max_age: Duration::from_secs(days * 86_400), max_calls: calls };
+        Ok(Config { listen, max_concurrent_calls, tls, routes, components, data_dir, admin_token, retention })
     }
 
     fn forwardable_header(&self, key: &str, name: &str) -> Result<HeaderName, ConfigError> {

@@ -40,6 +40,8 @@ pub struct Sandbox {
     pub settings: WasiConfigVariables,
     /// Socket sizing for its connections.
     pub pump: PumpOptions,
+    /// The host's metrics (its sockets count frames and bytes there).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -116,7 +118,7 @@ impl std::fmt::Debug for LoadedComponent {
 
 impl Sandbox {
     /// The sandbox `config` describes: policy, secrets, limits, TLS trust, settings.
-    pub fn from_config(config: &ComponentConfig) -> Result<Self, LoadError> {
+    pub fn from_config(config: &ComponentConfig, metrics: Arc<crate::metrics::Metrics>) -> Result<Self, LoadError> {
         let tls = client_config(&config.extra_ca_certs)
             .map_err(|source| LoadError::Tls { name: config.name.clone(), source })?;
         let limits = config.limits.clone();
@@ -134,6 +136,7 @@ impl Sandbox {
             tls,
             settings: config.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
             pump,
+            metrics,
         })
     }
 }
@@ -148,15 +151,6 @@ pub fn source_bytes(config: &ComponentConfig) -> Result<Vec<u8>, LoadError> {
 }
 
 impl LoadedComponent {
-    /// Compiles and checks the component described by `config` (no artifact store).
-    /// CPU-heavy: call it from a blocking context.
-    pub fn load(runtime: &Runtime, config: &ComponentConfig) -> Result<Self, LoadError> {
-        let bytes = source_bytes(config)?;
-        let component = Component::new(runtime.engine(), &bytes)
-            .map_err(|e| LoadError::Compile { name: config.name.clone(), message: format!("{e:#}") })?;
-        Self::link(runtime, Arc::new(Sandbox::from_config(config)?), &component)
-    }
-
     /// Checks a compiled component against the host's imports and the expected export.
     pub fn link(runtime: &Runtime, sandbox: Arc<Sandbox>, component: &Component) -> Result<Self, LoadError> {
         let pre = link(runtime, &sandbox.name, component)?;

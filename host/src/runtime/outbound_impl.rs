@@ -46,6 +46,7 @@ impl Host for CallState {
         let slot = OutboundSlot(self.open_outbound.clone());
         let timeline = self.timeline.clone();
         let pump_options = self.sandbox.pump.clone();
+        let counters = self.sandbox.metrics.outbound.clone();
         let target = request.target.clone();
         timeline.host(
             "outbound.attempt",
@@ -66,7 +67,7 @@ impl Host for CallState {
                     let closed_timeline = timeline.clone();
                     let closed_target = target.to_string();
                     let (mut connection, _control) =
-                        pump::spawn(dialed.socket, &pump_options, dialed.protocol, move |info| {
+                        pump::spawn(dialed.socket, &pump_options, dialed.protocol, counters, move |info| {
                             closed_timeline.host(
                                 "outbound.closed",
                                 &[

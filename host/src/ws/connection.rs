@@ -42,6 +42,7 @@ pub struct Connection {
     protocol: Option<String>,
     /// Held for its `Drop`: frees the instance's outbound-connection slot.
     _slot: Option<SlotGuard>,
+    counters: Arc<crate::metrics::WireCounters>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -63,6 +64,7 @@ impl Connection {
         link: Arc<LinkState>,
         options: &PumpOptions,
         protocol: Option<String>,
+        counters: Arc<crate::metrics::WireCounters>,
     ) -> Self {
         Connection {
             incoming,
@@ -76,6 +78,7 @@ impl Connection {
             max_message_bytes: options.max_message_bytes,
             protocol,
             _slot: None,
+            counters,
         }
     }
 
@@ -115,6 +118,7 @@ impl Connection {
             return Err(ErrorCode::MessageTooLarge);
         }
         if *self.queued_rx.borrow() >= self.send_queue_bytes {
+            self.counters.would_block.inc();
             return Err(ErrorCode::WouldBlock);
         }
         self.queued.send_modify(|queued| *queued += bytes);

@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WireMessage};
 
 use super::connection::{Connection, Outgoing};
+use crate::metrics::WireCounters;
 use crate::runtime::bindings::{CloseFrame, Message};
 
 /// Sizing for one pumped socket.
@@ -160,6 +161,7 @@ pub fn spawn<S>(
     socket: WebSocketStream<S>,
     options: &PumpOptions,
     protocol: Option<String>,
+    counters: Arc<WireCounters>,
     on_end: impl FnOnce(&CloseInfo) + Send + 'static,
 ) -> (Connection, ConnectionControl)
 where
@@ -182,6 +184,7 @@ where
         link.clone(),
         options,
         protocol,
+        counters.clone(),
     );
     let control = ConnectionControl { outgoing: outgoing_tx.clone(), link: link.clone(), finished: finished_rx };
     let weak_outgoing = outgoing_tx.downgrade();
@@ -192,8 +195,8 @@ where
         let (sink, stream) = socket.split();
         // The reader only needs the queue to send a close frame after bad input; a weak
         // handle lets the writer see the queue end when the guest and host drop theirs.
-        let reader = read_loop(stream, incoming_tx, budget, weak_outgoing, link.clone());
-        let writer = write_loop(sink, outgoing_rx, queued_tx.clone(), link.clone());
+        let reader = read_loop(stream, incoming_tx, budget, weak_outgoing, link.clone(), counters.clone());
+        let writer = write_loop(sink, outgoing_rx, queued_tx.clone(), link.clone(), counters);
         tokio::pin!(reader, writer);
         let info = tokio::select! {
             info = &mut reader => {
@@ -240,6 +243,7 @@ async fn read_loop<S>(
     budget: Arc<Semaphore>,
     outgoing: mpsc::WeakUnboundedSender<Outgoing>,
     link: Arc<LinkState>,
+    counters: Arc<WireCounters>,
 ) -> CloseInfo
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -295,6 +299,8 @@ where
                 };
             }
         };
+        counters.rx_frames.inc();
+        counters.rx_bytes.inc_by(message_len(&message) as u64);
         if guest_listening {
             // A message larger than the whole budget waits for the buffer to empty.
             let cost = message_len(&message).clamp(1, budget_size);
@@ -355,6 +361,7 @@ async fn write_loop<S>(
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
     queued: Arc<watch::Sender<usize>>,
     link: Arc<LinkState>,
+    counters: Arc<WireCounters>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -378,6 +385,8 @@ async fn write_loop<S>(
                         return;
                     }
                     batch_bytes += bytes;
+                    counters.tx_frames.inc();
+                    counters.tx_bytes.inc_by(bytes as u64);
                 }
                 Outgoing::Close(frame) => {
                     let _ = sink.send(wire_close(&frame)).await;

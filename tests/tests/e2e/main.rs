@@ -3,6 +3,7 @@
 
 mod inbound;
 mod loading;
+mod observability;
 mod outbound;
 mod pipeline;
 mod sandbox;

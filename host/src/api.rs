@@ -1,0 +1,141 @@
+//! The query API, metrics and dashboard on the host's port.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /api/calls?outcome=failed&leg=deepgram&since=MS&until=MS&limit=N` | recent calls, newest first, JSON |
+//! | `GET /api/calls/{id or call SID or stream SID}` | `{call, timeline}`: the summary and every marker |
+//! | `GET /api/calls/{key}/transcript` | the call's utterances |
+//! | `GET /api/events` | markers as they happen (server-sent events, JSON) |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /dashboard` | the live dashboard |
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::host::HostInner;
+use crate::store::{CallFilter, StoreError};
+
+type Shared = Arc<HostInner>;
+
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+pub(crate) fn router() -> Router<Shared> {
+    Router::new()
+        .route("/api/calls", get(list))
+        .route("/api/calls/{key}", get(show))
+        .route("/api/calls/{key}/transcript", get(transcript))
+        .route("/api/events", get(events))
+        .route("/metrics", get(metrics))
+        .route("/dashboard", get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], DASHBOARD) }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    outcome: Option<String>,
+    leg: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    limit: Option<u32>,
+}
+
+fn store_error(error: StoreError) -> Response {
+    tracing::error!("call store query failed: {error}");
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(serde_json::json!({ "error": error.to_string() }))).into_response()
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(store_error(error)),
+        Err(error) => Err((StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()),
+    }
+}
+
+async fn list(State(host): State<Shared>, Query(query): Query<ListQuery>) -> Response {
+    let filter = CallFilter { outcome: query.outcome, leg: query.leg, since_ms: query.since, until_ms: query.until, limit: query.limit };
+    let store = host.store.clone();
+    match blocking(move || store.list(&filter)).await {
+        Ok(calls) => axum::Json(calls).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn show(State(host): State<Shared>, Path(key): Path<String>) -> Response {
+    let store = host.store.clone();
+    let found = blocking(move || {
+        let Some(call) = store.find(&key)? else { return Ok(None) };
+        let timeline = store.timeline(&call.call_id)?;
+        Ok(Some((call, timeline)))
+    })
+    .await;
+    match found {
+        Ok(Some((call, timeline))) => axum::Json(serde_json::json!({ "call": call, "timeline": timeline })).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "no such call" }))).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn transcript(State(host): State<Shared>, Path(key): Path<String>) -> Response {
+    let store = host.store.clone();
+    let found = blocking(move || {
+        let Some(call) = store.find(&key)? else { return Ok(None) };
+        Ok(Some(store.timeline(&call.call_id)?))
+    })
+    .await;
+    match found {
+        Ok(Some(timeline)) => {
+            let utterances: Vec<serde_json::Value> = timeline
+                .iter()
+                .filter(|m| m.name == "utterance")
+                .map(|m| {
+                    let get = |key: &str| m.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default();
+                    serde_json::json!({ "text": get("text"), "start": get("start"), "end": get("end"), "confidence": get("confidence") })
+                })
+                .collect();
+            axum::Json(utterances).into_response()
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "no such call" }))).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn events(State(host): State<Shared>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let receiver = host.timeline.subscribe();
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(marker) => {
+                    let data = serde_json::json!({
+                        "call_id": marker.call.to_string(),
+                        "offset_ms": marker.offset.as_secs_f64() * 1e3,
+                        "source": marker.source.to_string(),
+                        "leg": crate::store::classify::leg_of(&marker.name),
+                        "name": marker.name,
+                        "attributes": marker.attributes,
+                    });
+                    return Some((Ok(Event::default().event("marker").data(data.to_string())), receiver));
+                }
+                Err(RecvError::Lagged(skipped)) => {
+                    return Some((Ok(Event::default().event("lagged").data(skipped.to_string())), receiver));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn metrics(State(host): State<Shared>) -> Response {
+    let live = host.config.max_concurrent_calls as usize - host.call_slots.available_permits();
+    let text = host.metrics.render(live, host.store.dropped());
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+}

@@ -1,0 +1,67 @@
+//! What `switchboard calls` prints: a line per call, or one call's timeline as a table
+//! with the cause of a failure stated first.
+
+use crate::store::{CallFilter, CallStore, CallSummary, StoreError};
+
+fn seconds(ms: Option<i64>) -> String {
+    ms.map_or("-".to_owned(), |ms| format!("{:.1}s", ms as f64 / 1e3))
+}
+
+fn when(ms: i64) -> String {
+    let secs = ms / 1000;
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    format!("{h:02}:{m:02}:{s:02}Z")
+}
+
+fn line(call: &CallSummary) -> String {
+    format!(
+        "{:<24} {:<36} {:>9} {:>7}  {:<11} {:<9} {}",
+        call.call_id,
+        call.call_sid.as_deref().unwrap_or("-"),
+        when(call.started_ms),
+        seconds(call.duration_ms),
+        call.outcome,
+        call.failing_leg.as_deref().unwrap_or("-"),
+        call.cause.as_deref().unwrap_or(""),
+    )
+}
+
+/// Recent calls, newest first.
+pub fn list(store: &CallStore, outcome: Option<String>, leg: Option<String>, limit: u32) -> Result<Vec<String>, StoreError> {
+    let calls = store.list(&CallFilter { outcome, leg, limit: Some(limit), ..CallFilter::default() })?;
+    let mut lines = vec![format!("{:<24} {:<36} {:>9} {:>7}  {:<11} {:<9} {}", "CALL", "CALL SID", "STARTED", "LENGTH", "OUTCOME", "LEG", "CAUSE")];
+    lines.extend(calls.iter().map(line));
+    if calls.is_empty() {
+        lines.push("(no calls)".to_owned());
+    }
+    Ok(lines)
+}
+
+/// One call's timeline.
+pub fn show(store: &CallStore, key: &str) -> Result<Vec<String>, StoreError> {
+    let Some(call) = store.find(key)? else {
+        return Ok(vec![format!("no call matches {key:?} (a call id, call SID or stream SID)")]);
+    };
+    let mut lines = Vec::new();
+    match (&call.failing_leg, &call.cause) {
+        (Some(leg), Some(cause)) => lines.push(format!("{} on the {leg} leg: {cause}", call.outcome.to_uppercase())),
+        _ => lines.push(format!("{}: no failure recorded", call.outcome.to_uppercase())),
+    }
+    lines.push(format!(
+        "{}  call sid {}  stream sid {}  component {} v{}  closed {}  lasted {}",
+        call.call_id,
+        call.call_sid.as_deref().unwrap_or("-"),
+        call.stream_sid.as_deref().unwrap_or("-"),
+        call.component.as_deref().unwrap_or("-"),
+        call.version.as_deref().unwrap_or("-"),
+        call.close_code.map_or("-".to_owned(), |c| c.to_string()),
+        seconds(call.duration_ms),
+    ));
+    lines.push(String::new());
+    lines.push(format!("{:>10}  {:<8} {:<6} {:<26} {}", "OFFSET", "LEG", "BY", "MARKER", "ATTRIBUTES"));
+    for marker in store.timeline(&call.call_id)? {
+        let attributes: Vec<String> = marker.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        lines.push(format!("{:>8.1}ms  {:<8} {:<6} {:<26} {}", marker.offset_ms, marker.leg, marker.source, marker.name, attributes.join(" ")));
+    }
+    Ok(lines)
+}

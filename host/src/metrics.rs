@@ -1,0 +1,215 @@
+//! Prometheus metrics, served as text at `/metrics`.
+//!
+//! Most figures are derived from the call timeline (every marker passes through
+//! [`Metrics::observe`]); frames, bytes and would-blocks are counted by the socket pumps
+//! themselves ([`WireCounters`]), and gauges are read when scraped.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::timeline::{Marker, MarkerSource};
+
+/// Frames and bytes through one kind of socket, counted by its pumps.
+#[derive(Debug, Clone, Default)]
+pub struct WireCounters {
+    /// Data messages received.
+    pub rx_frames: Counter,
+    /// Payload bytes received.
+    pub rx_bytes: Counter,
+    /// Data messages sent.
+    pub tx_frames: Counter,
+    /// Payload bytes sent.
+    pub tx_bytes: Counter,
+    /// `send` calls refused with `would-block`.
+    pub would_block: Counter,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectLabels {
+    result: String,
+    cause: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabels {
+    cause: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: String,
+}
+
+/// Every metric of the host.
+pub struct Metrics {
+    registry: Registry,
+    /// Inbound sockets' counters.
+    pub inbound: Arc<WireCounters>,
+    /// Outbound sockets' counters.
+    pub outbound: Arc<WireCounters>,
+    active_calls: Gauge,
+    instances: Gauge,
+    calls_accepted: Counter,
+    calls_closed: Family<CodeLabels, Counter>,
+    connects: Family<ConnectLabels, Counter>,
+    handshake: Histogram,
+    traps: Family<CauseLabels, Counter>,
+    reconnects: Counter,
+    store_dropped: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("switchboard");
+        let inbound = Arc::new(WireCounters::default());
+        let outbound = Arc::new(WireCounters::default());
+        for (socket, counters) in [("inbound", &inbound), ("outbound", &outbound)] {
+            let sub = registry.sub_registry_with_label((std::borrow::Cow::Borrowed("socket"), std::borrow::Cow::Borrowed(socket)));
+            sub.register("rx_frames", "WebSocket data messages received", counters.rx_frames.clone());
+            sub.register("rx_bytes", "WebSocket payload bytes received", counters.rx_bytes.clone());
+            sub.register("tx_frames", "WebSocket data messages sent", counters.tx_frames.clone());
+            sub.register("tx_bytes", "WebSocket payload bytes sent", counters.tx_bytes.clone());
+            sub.register("would_block", "sends refused with would-block", counters.would_block.clone());
+        }
+        let metrics = Metrics {
+            inbound,
+            outbound,
+            active_calls: Gauge::default(),
+            instances: Gauge::default(),
+            calls_accepted: Counter::default(),
+            calls_closed: Family::default(),
+            connects: Family::default(),
+            handshake: Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            traps: Family::default(),
+            reconnects: Counter::default(),
+            store_dropped: Gauge::default(),
+            registry,
+        };
+        metrics.register_rest()
+    }
+
+    fn register_rest(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register("active_calls", "calls in progress", self.active_calls.clone());
+        r.register("instances", "component instances alive", self.instances.clone());
+        r.register("calls_accepted", "inbound WebSocket calls accepted", self.calls_accepted.clone());
+        r.register("calls_closed", "calls ended, by inbound close code", self.calls_closed.clone());
+        r.register("outbound_connects", "outbound connects, by result and cause", self.connects.clone());
+        r.register("outbound_handshake_seconds", "outbound handshake time (DNS, TCP, TLS, upgrade)", self.handshake.clone());
+        r.register("guest_traps", "guest traps, by cause (cpu-budget is a CPU-budget kill)", self.traps.clone());
+        r.register("reconnects", "reconnects scheduled by guests (deepgram.reconnect markers)", self.reconnects.clone());
+        r.register("store_markers_dropped", "markers the call store could not keep up with", self.store_dropped.clone());
+        self
+    }
+
+    /// Updates the figures a marker tells about.
+    pub fn observe(&self, marker: &Marker) {
+        let attr = |key: &str| marker.attr(key).unwrap_or_default().to_owned();
+        match (marker.source, marker.name.as_str()) {
+            (MarkerSource::Host, "call.accepted") => {
+                self.calls_accepted.inc();
+            }
+            (MarkerSource::Host, "call.closed") => {
+                self.calls_closed.get_or_create(&CodeLabels { code: attr("code") }).inc();
+            }
+            (MarkerSource::Host, "instance.started") => {
+                self.instances.inc();
+            }
+            (MarkerSource::Host, "guest.returned") => {
+                self.instances.dec();
+            }
+            (MarkerSource::Host, "guest.trap") => {
+                self.instances.dec();
+                self.traps.get_or_create(&CauseLabels { cause: attr("cause") }).inc();
+            }
+            (MarkerSource::Host, "outbound.open") => {
+                self.connects.get_or_create(&ConnectLabels { result: "open".to_owned(), cause: String::new() }).inc();
+                if let Ok(ms) = attr("handshake_ms").parse::<f64>() {
+                    self.handshake.observe(ms / 1e3);
+                }
+            }
+            (MarkerSource::Host, "outbound.failed") => {
+                self.connects.get_or_create(&ConnectLabels { result: "failed".to_owned(), cause: attr("cause") }).inc();
+            }
+            (MarkerSource::Host, "outbound.denied") => {
+                self.connects.get_or_create(&ConnectLabels { result: "denied".to_owned(), cause: attr("cause") }).inc();
+            }
+            (MarkerSource::Guest, "deepgram.reconnect") => {
+                self.reconnects.inc();
+            }
+            _ => {}
+        }
+    }
+
+    /// The Prometheus text exposition, with gauges read now.
+    pub fn render(&self, active_calls: usize, store_dropped: u64) -> String {
+        self.active_calls.set(active_calls as i64);
+        self.store_dropped.set(store_dropped as i64);
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.push_str("# encoding failed\n");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::timeline::CallId;
+
+    fn marker(name: &str, attrs: &[(&str, &str)]) -> Marker {
+        Marker {
+            call: CallId(1),
+            offset: Duration::ZERO,
+            unix_ms: 0,
+            source: MarkerSource::Host,
+            name: name.to_owned(),
+            attributes: attrs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        }
+    }
+
+    #[test]
+    fn markers_and_pump_counters_show_up_in_the_exposition() {
+        let metrics = Metrics::new();
+        metrics.observe(&marker("call.accepted", &[]));
+        metrics.observe(&marker("outbound.open", &[("handshake_ms", "3.5")]));
+        metrics.observe(&marker("outbound.failed", &[("cause", "tls-error")]));
+        metrics.observe(&marker("guest.trap", &[("cause", "cpu-budget")]));
+        metrics.inbound.rx_frames.inc_by(3);
+        metrics.outbound.tx_bytes.inc_by(320);
+        let text = metrics.render(2, 0);
+        for line in [
+            "switchboard_active_calls 2",
+            "switchboard_calls_accepted_total 1",
+            "switchboard_outbound_connects_total{result=\"failed\",cause=\"tls-error\"} 1",
+            "switchboard_guest_traps_total{cause=\"cpu-budget\"} 1",
+            "switchboard_rx_frames_total{socket=\"inbound\"} 3",
+            "switchboard_tx_bytes_total{socket=\"outbound\"} 320",
+            "switchboard_outbound_handshake_seconds_count 1",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+}
