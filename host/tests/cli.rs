@@ -164,3 +164,41 @@ fn compile_fills_the_artifact_store_once() {
     assert!(String::from_utf8_lossy(&second.stdout).contains("Cached"));
     assert!(dir.path().join("store/compiled").read_dir().expect("compiled dir").count() >= 1);
 }
+
+#[tokio::test]
+async fn calls_lists_and_shows_stored_calls_with_the_cause_first() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = switchboard_sim::deepgram::DeepgramSim::new().expect_token("right").start().await.expect("sim");
+    let toml = format!(
+        "data_dir = {data:?}\n[[routes]]\npath = \"/twilio/media\"\ncomponent = \"voice\"\n[components.voice]\nbuiltin = \"voice-pipeline\"\nallow_outbound = [{origin:?}]\n[components.voice.settings]\ndeepgram_url = {url:?}\n[[components.voice.secret_headers]]\nhost = \"localhost\"\nname = \"Authorization\"\nvalue = \"Token wrong\"\n",
+        data = dir.path().join("data").display().to_string(),
+        origin = sim.origin(),
+        url = sim.listen_url(),
+    );
+    let config = switchboard::Config::parse(&toml, "test", std::path::Path::new("."), &|_| None).expect("config");
+    let host = tokio::task::spawn_blocking(move || switchboard::Switchboard::new(config)).await.expect("join").expect("host");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/twilio/media", listener.local_addr().expect("addr"));
+    tokio::spawn(host.clone().serve(listener, std::future::pending()));
+    let audio = switchboard_sim::mulaw::tone(500, 440.0);
+    switchboard_sim::twilio::TwilioCall::new(&url).audio(audio).sids("CACLI", "MZCLI").run().await.expect("call");
+    host.timeline().wait_for(std::time::Duration::from_secs(20), |m| m.name == "call.closed").await.expect("call closed");
+    assert!(host.calls().flush(std::time::Duration::from_secs(10)));
+
+    let db = dir.path().join("data/calls.db").display().to_string();
+    let listed = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || switchboard(&["calls", "--db", &db])
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{stdout}{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(stdout.contains("CACLI") && stdout.contains("failed") && stdout.contains("deepgram"), "{stdout}");
+
+    let shown = tokio::task::spawn_blocking(move || switchboard(&["calls", "--db", &db, "show", "CACLI"])).await.expect("join");
+    let stdout = String::from_utf8_lossy(&shown.stdout);
+    let first = stdout.lines().next().unwrap_or_default();
+    assert_eq!(first, "FAILED on the deepgram leg: Deepgram rejected the connection: HTTP 401 Invalid credentials.", "{stdout}");
+    assert!(stdout.contains("deepgram.rejected") && stdout.contains("call.closed"), "{stdout}");
+}
