@@ -111,25 +111,22 @@ async fn transcript(State(host): State<Shared>, Path(key): Path<String>) -> Resp
 async fn events(State(host): State<Shared>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let receiver = host.timeline.subscribe();
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(marker) => {
-                    let data = serde_json::json!({
-                        "call_id": marker.call.to_string(),
-                        "offset_ms": marker.offset.as_secs_f64() * 1e3,
-                        "source": marker.source.to_string(),
-                        "leg": crate::store::classify::leg_of(&marker.name),
-                        "name": marker.name,
-                        "attributes": marker.attributes,
-                    });
-                    return Some((Ok(Event::default().event("marker").data(data.to_string())), receiver));
-                }
-                Err(RecvError::Lagged(skipped)) => {
-                    return Some((Ok(Event::default().event("lagged").data(skipped.to_string())), receiver));
-                }
-                Err(RecvError::Closed) => return None,
+        let event = match receiver.recv().await {
+            Ok(marker) => {
+                let data = serde_json::json!({
+                    "call_id": marker.call.to_string(),
+                    "offset_ms": marker.offset.as_secs_f64() * 1e3,
+                    "source": marker.source.to_string(),
+                    "leg": crate::store::classify::leg_of(&marker.name),
+                    "name": marker.name,
+                    "attributes": marker.attributes,
+                });
+                Event::default().event("marker").data(data.to_string())
             }
-        }
+            Err(RecvError::Lagged(skipped)) => Event::default().event("lagged").data(skipped.to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), receiver))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

@@ -180,17 +180,7 @@ impl Registry {
                 crate::config::ComponentSource::Builtin(_) => "builtin".to_owned(),
             };
             let (loaded, digest, compiled) = prepare(&runtime, &store, &sandbox, &bytes)?;
-            let version = Arc::new(ComponentVersion {
-                component: config.name.clone(),
-                number: 1,
-                digest: digest.clone(),
-                source: source.clone(),
-                loaded,
-                deployed_unix_ms: unix_ms(),
-                compiled: label(compiled),
-                live: AtomicUsize::new(0),
-            });
-            let record = Record { number: 1, digest, source, deployed_unix_ms: version.deployed_unix_ms, version: Arc::downgrade(&version) };
+            let (version, record) = new_version(&config.name, 1, digest, source, loaded, compiled);
             slots.insert(config.name.clone(), Slot { sandbox, current: version, history: vec![record] });
         }
         Ok(Registry { runtime, store, slots: RwLock::new(slots), deploying: tokio::sync::Mutex::new(()) })
@@ -254,17 +244,8 @@ impl Registry {
             let mut slots = self.write();
             let slot = slots.get_mut(component).ok_or_else(|| DeployError::UnknownComponent(component.to_owned()))?;
             let number = slot.history.iter().map(|r| r.number).max().unwrap_or(0) + 1;
-            let version = Arc::new(ComponentVersion {
-                component: component.to_owned(),
-                number,
-                digest: digest.clone(),
-                source: source.clone(),
-                loaded,
-                deployed_unix_ms: unix_ms(),
-                compiled: label(compiled),
-                live: AtomicUsize::new(0),
-            });
-            slot.history.push(Record { number, digest, source, deployed_unix_ms: version.deployed_unix_ms, version: Arc::downgrade(&version) });
+            let (version, record) = new_version(component, number, digest, source, loaded, compiled);
+            slot.history.push(record);
             slot.current = version;
             number
         };
@@ -327,6 +308,29 @@ impl Registry {
         tracing::info!(component, version = target, "rolled back");
         self.deployed(component, target, compiled, started)
     }
+}
+
+/// A freshly deployed version and its history record.
+fn new_version(
+    component: &str,
+    number: u32,
+    digest: String,
+    source: String,
+    loaded: LoadedComponent,
+    compiled: Compiled,
+) -> (Arc<ComponentVersion>, Record) {
+    let version = Arc::new(ComponentVersion {
+        component: component.to_owned(),
+        number,
+        digest: digest.clone(),
+        source: source.clone(),
+        loaded,
+        deployed_unix_ms: unix_ms(),
+        compiled: label(compiled),
+        live: AtomicUsize::new(0),
+    });
+    let record = Record { number, digest, source, deployed_unix_ms: version.deployed_unix_ms, version: Arc::downgrade(&version) };
+    (version, record)
 }
 
 fn label(compiled: Compiled) -> &'static str {

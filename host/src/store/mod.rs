@@ -231,14 +231,14 @@ impl CallStore {
             name: FLUSH_PROBE.to_owned(),
             attributes: Vec::new(),
         };
-        let before = self.read(|c| schema::flushes(c)).unwrap_or(0);
+        let before = self.read(schema::flushes).unwrap_or(0);
         let Some(sender) = &self.sender else { return true };
         if sender.send(marker).is_err() {
             return false;
         }
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if self.read(|c| schema::flushes(c)).unwrap_or(0) > before {
+            if self.read(schema::flushes).unwrap_or(0) > before {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(10));

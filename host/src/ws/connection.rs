@@ -56,6 +56,9 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
+    // The pump hands over each of its channel ends; a struct for them would only be
+    // unpacked again here.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         incoming: mpsc::Receiver<Received>,
         outgoing: mpsc::UnboundedSender<Outgoing>,
