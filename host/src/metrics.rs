@@ -42,6 +42,12 @@ struct CauseLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    component: String,
+    version: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabels {
     code: String,
 }
@@ -55,6 +61,7 @@ pub struct Metrics {
     pub outbound: Arc<WireCounters>,
     active_calls: Gauge,
     instances: Gauge,
+    calls_by_version: Family<VersionLabels, Counter>,
     calls_accepted: Counter,
     calls_closed: Family<CodeLabels, Counter>,
     connects: Family<ConnectLabels, Counter>,
@@ -95,6 +102,7 @@ impl Metrics {
             outbound,
             active_calls: Gauge::default(),
             instances: Gauge::default(),
+            calls_by_version: Family::default(),
             calls_accepted: Counter::default(),
             calls_closed: Family::default(),
             connects: Family::default(),
@@ -112,6 +120,7 @@ impl Metrics {
         r.register("active_calls", "calls in progress", self.active_calls.clone());
         r.register("instances", "component instances alive", self.instances.clone());
         r.register("calls_accepted", "inbound WebSocket calls accepted", self.calls_accepted.clone());
+        r.register("calls_started", "calls started, by component and the version serving them", self.calls_by_version.clone());
         r.register("calls_closed", "calls ended, by inbound close code", self.calls_closed.clone());
         r.register("outbound_connects", "outbound connects, by result and cause", self.connects.clone());
         r.register("outbound_handshake_seconds", "outbound handshake time (DNS, TCP, TLS, upgrade)", self.handshake.clone());
@@ -133,6 +142,7 @@ impl Metrics {
             }
             (MarkerSource::Host, "instance.started") => {
                 self.instances.inc();
+                self.calls_by_version.get_or_create(&VersionLabels { component: attr("component"), version: attr("version") }).inc();
             }
             (MarkerSource::Host, "guest.returned") => {
                 self.instances.dec();
@@ -194,6 +204,7 @@ mod tests {
     fn markers_and_pump_counters_show_up_in_the_exposition() {
         let metrics = Metrics::new();
         metrics.observe(&marker("call.accepted", &[]));
+        metrics.observe(&marker("instance.started", &[("component", "voice"), ("version", "3")]));
         metrics.observe(&marker("outbound.open", &[("handshake_ms", "3.5")]));
         metrics.observe(&marker("outbound.failed", &[("cause", "tls-error")]));
         metrics.observe(&marker("guest.trap", &[("cause", "cpu-budget")]));
@@ -203,6 +214,8 @@ mod tests {
         for line in [
             "switchboard_active_calls 2",
             "switchboard_calls_accepted_total 1",
+            "switchboard_calls_started_total{component=\"voice\",version=\"3\"} 1",
+            "switchboard_instances 0", // started, then trapped
             "switchboard_outbound_connects_total{result=\"failed\",cause=\"tls-error\"} 1",
             "switchboard_guest_traps_total{cause=\"cpu-budget\"} 1",
             "switchboard_rx_frames_total{socket=\"inbound\"} 3",

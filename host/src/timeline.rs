@@ -141,14 +141,16 @@ impl Timeline {
                 started: Instant::now(),
                 timeline: self.clone(),
                 guest_markers: AtomicU32::new(0),
+                call_sid: std::sync::OnceLock::new(),
             }),
         }
     }
 
-    fn record(&self, marker: Marker) {
+    fn record(&self, marker: Marker, call_sid: &str) {
         tracing::info!(
             target: "switchboard::timeline",
             call = %marker.call,
+            call_sid,
             source = %marker.source,
             offset_ms = marker.offset.as_secs_f64() * 1e3,
             attributes = ?marker.attributes,
@@ -224,6 +226,8 @@ struct CallInner {
     started: Instant,
     timeline: Timeline,
     guest_markers: AtomicU32,
+    /// The Twilio call SID, once a guest reported it (`twilio.start`), for log lines.
+    call_sid: std::sync::OnceLock<String>,
 }
 
 /// Records markers for one call. Cheap to clone.
@@ -236,6 +240,11 @@ impl CallTimeline {
     /// The call.
     pub fn call(&self) -> CallId {
         self.inner.call
+    }
+
+    /// The Twilio call SID, once known (empty before).
+    pub fn call_sid(&self) -> &str {
+        self.inner.call_sid.get().map_or("", String::as_str)
     }
 
     /// Time since the call was accepted.
@@ -255,7 +264,7 @@ impl CallTimeline {
     pub fn host(&self, name: &str, attributes: &[(&str, String)]) {
         let attributes = attributes.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         let marker = self.marker(MarkerSource::Host, name.to_owned(), attributes);
-        self.inner.timeline.record(marker);
+        self.inner.timeline.record(marker, self.call_sid());
     }
 
     /// Records a guest marker, truncating oversize names and values and enforcing the
@@ -276,7 +285,12 @@ impl CallTimeline {
         let mut name = name;
         truncate_utf8(&mut name, MAX_NAME_BYTES);
         let marker = self.marker(MarkerSource::Guest, name, attributes);
-        self.inner.timeline.record(marker);
+        if marker.name == "twilio.start"
+            && let Some(sid) = marker.attr("call_sid")
+        {
+            let _ = self.inner.call_sid.set(sid.to_owned());
+        }
+        self.inner.timeline.record(marker, self.call_sid());
     }
 }
 
