@@ -13,14 +13,29 @@ use crate::ws::pump;
 
 /// Runs `component` for the inbound socket until the guest returns or traps, then closes
 /// the socket (1000 after a return, 1011 after a trap) and frees the instance.
-pub async fn run<S>(live: LiveCall, socket: WebSocketStream<S>, request: RequestInfo, timeline: CallTimeline)
-where
+pub async fn run<S>(
+    live: LiveCall,
+    socket: WebSocketStream<S>,
+    request: RequestInfo,
+    timeline: CallTimeline,
+    mut draining: tokio::sync::watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let version = live.version().clone();
     let component = &version.loaded;
     let sandbox = component.sandbox().clone();
     let (inbound, control) = pump::spawn(socket, &sandbox.pump, None, sandbox.metrics.inbound.clone(), |_| {});
+    // When the host's drain deadline passes, the caller's socket is closed with 1001: the
+    // guest sees its inbound connection end and finishes the call its own way.
+    let closer = control.closer();
+    let drain_timeline = timeline.clone();
+    let drain_watch = tokio::spawn(async move {
+        if draining.wait_for(|now| *now).await.is_ok() {
+            drain_timeline.host("call.draining", &[("code", "1001".to_owned())]);
+            closer.close(1001, "server shutting down");
+        }
+    });
 
     let started = Instant::now();
     let (code, reason) = match component.instantiate(timeline.clone()).await {
@@ -64,6 +79,7 @@ where
             verdict
         }
     };
+    drain_watch.abort();
     control.close(code, reason);
     let info = control.finished(CLOSE_GRACE + CLOSE_GRACE).await;
     timeline.host(

@@ -18,6 +18,9 @@ use crate::runtime::artifacts::ArtifactStore;
 use crate::runtime::{EngineSettings, LoadError, Runtime};
 use crate::timeline::Timeline;
 
+/// After the drain deadline closes live calls, how long the host waits for them to end.
+pub const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Calls whose markers stay in memory.
 pub const RETAINED_CALLS: usize = 10_000;
 
@@ -55,6 +58,8 @@ pub(crate) struct HostInner {
     pub(crate) store: crate::store::CallStore,
     pub(crate) next_call: AtomicU64,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Flipped to true when a shutdown's drain deadline passes: live calls close with 1001.
+    pub(crate) draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Switchboard {
@@ -98,6 +103,7 @@ impl Switchboard {
                 next_call: AtomicU64::new(call_id_base()),
                 metrics,
                 store: calls,
+                draining: tokio::sync::watch::channel(false).0,
                 tls,
             }),
         })
@@ -128,10 +134,34 @@ impl Switchboard {
         self.inner.config.max_concurrent_calls as usize - self.inner.call_slots.available_permits()
     }
 
-    /// Serves on `listener` until `shutdown` completes. Calls already running continue
-    /// on their own tasks.
+    /// Serves on `listener` until `shutdown` completes, then drains: no new connection is
+    /// accepted, live calls get the configured `drain_timeout_ms` to finish on their own,
+    /// then their callers' sockets are closed with 1001 (a voice guest then flushes and
+    /// closes its own legs) and the host waits up to [`DRAIN_GRACE`] more for them to end.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        crate::server::serve(self, listener, shutdown).await
+        crate::server::serve(self.clone(), listener, shutdown).await?;
+        self.drain(self.inner.config.drain_timeout).await;
+        Ok(())
+    }
+
+    async fn drain(&self, drain: std::time::Duration) {
+        let started = std::time::Instant::now();
+        if self.live_calls() > 0 {
+            tracing::info!(calls = self.live_calls(), "draining: waiting up to {drain:?} for live calls");
+        }
+        while self.live_calls() > 0 && started.elapsed() < drain {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        if self.live_calls() > 0 {
+            tracing::warn!(calls = self.live_calls(), "drain deadline passed: closing live calls with 1001");
+            self.inner.draining.send_replace(true);
+            let closing = std::time::Instant::now();
+            while self.live_calls() > 0 && closing.elapsed() < DRAIN_GRACE {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        self.inner.store.flush(std::time::Duration::from_secs(5));
+        tracing::info!(remaining = self.live_calls(), "drained");
     }
 }
 

@@ -26,6 +26,7 @@ pub mod store;
 pub mod registry;
 pub mod runtime;
 pub mod secrets;
+pub mod signature;
 mod admin;
 mod api;
 pub mod admin_client;

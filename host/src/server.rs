@@ -99,6 +99,18 @@ async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
     if !hyper_tungstenite::is_upgrade_request(&request) {
         return (StatusCode::UPGRADE_REQUIRED, "this path accepts WebSocket upgrades only\n").into_response();
     }
+    if let Some(token) = &route.twilio_auth_token {
+        let path_and_query = request.uri().path_and_query().map_or(path.clone(), |pq| pq.as_str().to_owned());
+        if let Err(error) = crate::signature::verify(token.header_value().as_bytes(), request.headers(), &path_and_query, host.tls.is_some()) {
+            let call = CallId(host.next_call.fetch_add(1, Ordering::Relaxed));
+            let remote = request.extensions().get::<RemoteAddr>().map(|r| r.0.to_string()).unwrap_or_default();
+            host.timeline.start_call(call).host(
+                "call.rejected",
+                &[("remote", remote), ("path", path.clone()), ("status", "403".to_owned()), ("reason", error.to_string())],
+            );
+            return (StatusCode::FORBIDDEN, "invalid Twilio signature\n").into_response();
+        }
+    }
     let Ok(permit) = host.call_slots.clone().try_acquire_owned() else {
         tracing::warn!(path, "call refused: every call slot is taken");
         return (StatusCode::SERVICE_UNAVAILABLE, "too many concurrent calls\n").into_response();
@@ -131,10 +143,11 @@ async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
     };
     // The call keeps this version until it ends, whatever is deployed meanwhile.
     let live = version.enter_call();
+    let draining = host.draining.subscribe();
     tokio::spawn(async move {
         let _permit = permit;
         match websocket.await {
-            Ok(socket) => crate::call::run(live, socket, info, timeline).await,
+            Ok(socket) => crate::call::run(live, socket, info, timeline, draining).await,
             Err(error) => timeline.host("call.closed", &[("code", "1006".to_owned()), ("reason", format!("upgrade failed: {error}")), ("by", "network".to_owned())]),
         }
     });

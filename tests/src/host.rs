@@ -116,6 +116,8 @@ pub struct HostBuilder {
     tls: Option<(PathBuf, PathBuf)>,
     data_dir: Option<PathBuf>,
     admin: bool,
+    signed: bool,
+    drain_ms: Option<u64>,
 }
 
 impl HostBuilder {
@@ -150,6 +152,19 @@ impl HostBuilder {
         self
     }
 
+    /// On shutdown, live calls get this long before they are closed (default 30 s).
+    pub fn drain_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.drain_ms = Some(timeout.as_millis() as u64);
+        self
+    }
+
+    /// Every route demands a valid `X-Twilio-Signature` made with `auth_token`.
+    pub fn twilio_auth_token(mut self, auth_token: &str) -> Self {
+        self.signed = true;
+        self.env.insert("TWILIO_AUTH_TOKEN".to_owned(), auth_token.to_owned());
+        self
+    }
+
     /// Serves `wss://` with a certificate from `ca`.
     pub fn tls(mut self, ca: &TestCa) -> anyhow::Result<Self> {
         self.tls = Some(ca.write_server_files()?);
@@ -163,6 +178,9 @@ impl HostBuilder {
         if let Some(dir) = &self.data_dir {
             out.push_str(&format!("data_dir = {}\n", q(&dir.display().to_string())));
         }
+        if let Some(ms) = self.drain_ms {
+            out.push_str(&format!("drain_timeout_ms = {ms}\n"));
+        }
         if self.admin {
             out.push_str("admin_token_env = \"SWITCHBOARD_ADMIN_TOKEN\"\n");
         }
@@ -171,6 +189,9 @@ impl HostBuilder {
         }
         for (path, spec) in &self.routes {
             out.push_str(&format!("[[routes]]\npath = {}\ncomponent = {}\n", q(path), q(&spec.name)));
+            if self.signed {
+                out.push_str("twilio_auth_token_env = \"TWILIO_AUTH_TOKEN\"\n");
+            }
         }
         let mut seen = Vec::new();
         for (_, spec) in &self.routes {
@@ -195,14 +216,14 @@ impl HostBuilder {
         let (stop, stopped) = oneshot::channel::<()>();
         let timeline = host.timeline();
         let serving = host.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let _ = serving
                 .serve(listener, async move {
                     let _ = stopped.await;
                 })
                 .await;
         });
-        Ok(TestHost { addr, tls, host, timeline, _stop: stop })
+        Ok(TestHost { addr, tls, host, timeline, stop: Some(stop), task: Some(task) })
     }
 }
 
@@ -212,7 +233,8 @@ pub struct TestHost {
     tls: bool,
     host: Switchboard,
     timeline: Timeline,
-    _stop: oneshot::Sender<()>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for TestHost {
@@ -225,6 +247,18 @@ impl TestHost {
     /// Starts describing a host.
     pub fn builder() -> HostBuilder {
         HostBuilder::default()
+    }
+
+    /// Shuts the host down as SIGTERM does (stop accepting, drain, close what is left)
+    /// and waits until `serve` has returned.
+    pub async fn shut_down(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await?;
+        }
+        Ok(())
     }
 
     /// The listening address.

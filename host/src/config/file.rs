@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// Environment variable holding the admin API's bearer token.
     pub admin_token_env: Option<String>,
+    /// On shutdown, how long live calls get to finish before they are closed, ms.
+    pub drain_timeout_ms: Option<u64>,
     /// Days of calls the call store keeps.
     pub retention_days: Option<u64>,
     /// Most calls the call store keeps.
@@ -55,6 +57,9 @@ pub struct FileRoute {
     pub component: String,
     /// Request headers handed to the guest (names, case-insensitive).
     pub forward_headers: Option<Vec<String>>,
+    /// Environment variable holding the Twilio auth token: upgrades must carry a valid
+    /// `X-Twilio-Signature`.
+    pub twilio_auth_token_env: Option<String>,
 }
 
 /// One component.

@@ -46,6 +46,8 @@ pub struct Config {
     pub admin_token: Option<crate::secrets::SecretValue>,
     /// How long and how much the call store keeps.
     pub retention: crate::store::Retention,
+    /// On shutdown, how long live calls get to finish before they are closed with 1001.
+    pub drain_timeout: Duration,
 }
 
 /// Inbound TLS files.
@@ -66,6 +68,8 @@ pub struct Route {
     pub component: String,
     /// Request headers handed to the guest.
     pub forward_headers: Vec<HeaderName>,
+    /// Twilio's auth token, when upgrades must be signed.
+    pub twilio_auth_token: Option<crate::secrets::SecretValue>,
 }
 
 /// Where a component's code comes from.
@@ -299,7 +303,16 @@ impl Validator<'_> {
                     .map(|name| self.forwardable_header(&format!("{key}.forward_headers"), name))
                     .collect::<Result<_, _>>()?,
             };
-            routes.push(Route { path: route.path, component: route.component, forward_headers });
+            let twilio_auth_token = match route.twilio_auth_token_env {
+                None => None,
+                Some(var) => {
+                    let token = (self.lookup)(&var).filter(|t| !t.is_empty()).ok_or_else(|| {
+                        self.invalid(format!("{key}.twilio_auth_token_env"), format!("environment variable `{var}` is not set"))
+                    })?;
+                    Some(crate::secrets::SecretValue::new(&token).map_err(|e| self.invalid(format!("{key}.twilio_auth_token_env"), e.to_string()))?)
+                }
+            };
+            routes.push(Route { path: route.path, component: route.component, forward_headers, twilio_auth_token });
         }
         if routes.is_empty() {
             return Err(self.invalid("routes", "at least one route is needed, e.g. [[routes]] path = \"/twilio/media\" component = \"...\""));
@@ -329,7 +342,12 @@ impl Validator<'_> {
             return Err(self.invalid("retention_calls", format!("{calls} is out of range: expected 1 to 100000000")));
         }
         let retention = crate::store::Retention { max_age: Duration::from_secs(days * 86_400), max_calls: calls };
-        Ok(Config { listen, max_concurrent_calls, tls, routes, components, data_dir, admin_token, retention })
+        let drain_ms = file.drain_timeout_ms.unwrap_or(30_000);
+        if drain_ms > 3_600_000 {
+            return Err(self.invalid("drain_timeout_ms", format!("{drain_ms} is out of range: expected 0 to 3600000")));
+        }
+        let drain_timeout = Duration::from_millis(drain_ms);
+        Ok(Config { listen, max_concurrent_calls, tls, routes, components, data_dir, admin_token, retention, drain_timeout })
     }
 
     fn forwardable_header(&self, key: &str, name: &str) -> Result<HeaderName, ConfigError> {

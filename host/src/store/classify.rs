@@ -61,6 +61,10 @@ pub fn classify(markers: &[Marker]) -> Verdict {
                 degraded = Some(("twilio", format!("{}: {}", marker.name, attr(marker, "error"))));
             }
             "twilio.stop" => stopped = true,
+            "call.rejected" => {
+                fail("twilio", format!("upgrade refused ({}): {}", attr(marker, "status"), attr(marker, "reason")));
+                closed = Some(marker);
+            }
             "call.closed" => closed = Some(marker),
             _ => {}
         }

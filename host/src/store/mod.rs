@@ -343,7 +343,7 @@ fn commit(connection: &mut Connection, live: &mut HashMap<u64, LiveCall>, finish
             "INSERT OR REPLACE INTO markers (call_id, seq, unix_ms, offset_ms, source, leg, name, attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![id as i64, call.seq, marker.unix_ms as i64, marker.offset.as_secs_f64() * 1e3, marker.source.to_string(), leg_of(&marker.name), marker.name, attributes],
         )?;
-        if marker.name == "call.accepted" {
+        if marker.name == "call.accepted" || marker.name == "call.rejected" {
             transaction.execute(
                 "INSERT OR IGNORE INTO calls (call_id, started_ms, path, component, outcome) VALUES (?1, ?2, ?3, ?4, 'live')",
                 params![id as i64, marker.unix_ms as i64, marker.attr("path"), marker.attr("component")],
@@ -358,7 +358,7 @@ fn commit(connection: &mut Connection, live: &mut HashMap<u64, LiveCall>, finish
         let Some(call) = live.get(&id) else { continue };
         let Verdict { outcome, failing_leg, cause } = classify(&call.markers);
         let find = |name: &str, key: &str| call.markers.iter().find(|m| m.name == name).and_then(|m| m.attr(key).map(str::to_owned));
-        let closed = call.markers.iter().find(|m| m.name == "call.closed");
+        let closed = call.markers.iter().find(|m| m.name == "call.closed" || m.name == "call.rejected");
         transaction.execute(
             "UPDATE calls SET outcome = ?2, failing_leg = ?3, cause = ?4, call_sid = COALESCE(?5, call_sid), stream_sid = COALESCE(?6, stream_sid),
              version = COALESCE(?7, version), close_code = COALESCE(?8, close_code), ended_ms = COALESCE(?9, ended_ms) WHERE call_id = ?1",
@@ -370,7 +370,7 @@ fn commit(connection: &mut Connection, live: &mut HashMap<u64, LiveCall>, finish
                 find("twilio.start", "call_sid"),
                 find("twilio.start", "stream_sid"),
                 find("instance.started", "version"),
-                closed.and_then(|m| m.attr("code")).and_then(|c| c.parse::<i64>().ok()),
+                closed.and_then(|m| m.attr("code").or(m.attr("status"))).and_then(|c| c.parse::<i64>().ok()),
                 closed.map(|m| m.unix_ms as i64),
             ],
         )?;

@@ -129,13 +129,39 @@ pub struct ConnectionControl {
     finished: oneshot::Receiver<CloseInfo>,
 }
 
+/// Closes a pumped socket from elsewhere (a host draining for shutdown), without keeping
+/// the writer alive: it holds the queue only weakly.
+#[derive(Debug, Clone)]
+pub struct Closer {
+    outgoing: mpsc::WeakUnboundedSender<Outgoing>,
+    link: Arc<LinkState>,
+}
+
+impl Closer {
+    /// Starts the close handshake unless the connection is closing or closed already.
+    pub fn close(&self, code: u16, reason: &str) {
+        if let Some(outgoing) = self.outgoing.upgrade() {
+            close_link(&outgoing, &self.link, code, reason);
+        }
+    }
+}
+
+fn close_link(outgoing: &mpsc::UnboundedSender<Outgoing>, link: &LinkState, code: u16, reason: &str) {
+    let frame = CloseFrame { code, reason: reason.to_owned() };
+    if link.ended().is_none() && link.mark_local_close(frame.clone()) {
+        let _ = outgoing.send(Outgoing::Close(frame));
+    }
+}
+
 impl ConnectionControl {
     /// Starts the close handshake unless the connection is closing or closed already.
     pub fn close(&self, code: u16, reason: &str) {
-        let frame = CloseFrame { code, reason: reason.to_owned() };
-        if self.link.ended().is_none() && self.link.mark_local_close(frame.clone()) {
-            let _ = self.outgoing.send(Outgoing::Close(frame));
-        }
+        close_link(&self.outgoing, &self.link, code, reason);
+    }
+
+    /// A handle that can close the socket from another task.
+    pub fn closer(&self) -> Closer {
+        Closer { outgoing: self.outgoing.downgrade(), link: self.link.clone() }
     }
 
     /// Waits up to `timeout` for the pump to end and returns how the connection ended.

@@ -121,3 +121,52 @@ async fn calls_beyond_the_limit_get_503() -> anyhow::Result<()> {
     assert!(error.contains("503"), "{error}");
     Ok(())
 }
+
+#[tokio::test]
+async fn twilio_signatures_are_checked_before_the_upgrade() -> anyhow::Result<()> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    init_tracing();
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+    let host = TestHost::builder().twilio_auth_token(TOKEN).route("/twilio/media", ComponentSpec::new("echo", guests::ECHO)).start().await?;
+    let connect = |headers: Vec<(&'static str, String)>| {
+        let url = host.url("/twilio/media");
+        async move {
+            let mut request = url.as_str().into_client_request()?;
+            for (name, value) in headers {
+                request.headers_mut().insert(name, http::HeaderValue::from_str(&value)?);
+            }
+            anyhow::Ok(tokio_tungstenite::connect_async(request).await)
+        }
+    };
+
+    // Unsigned and wrongly signed upgrades get 403 before any guest runs.
+    let unsigned = connect(Vec::new()).await?;
+    assert!(format!("{:?}", unsigned.err()).contains("403"));
+    let forged = connect(vec![("x-twilio-signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned())]).await?;
+    assert!(format!("{:?}", forged.err()).contains("403"));
+    let rejected = host.marker("call.rejected", |_| true).await?;
+    assert_eq!(rejected.attr("reason"), Some("no X-Twilio-Signature header"));
+    assert!(host.timeline().find(|m| m.name == "instance.started").is_empty());
+
+    // Signed for the URL the client used.
+    let direct = switchboard_harness::sim::twilio::signature(TOKEN, &host.url("/twilio/media"));
+    let (mut socket, _) = connect(vec![("x-twilio-signature", direct)]).await??;
+    use futures_util::{SinkExt, StreamExt};
+    socket.send(Message::text("signed")).await?;
+    assert!(matches!(socket.next().await, Some(Ok(Message::Text(t))) if t.as_str() == "signed"));
+
+    // Behind a TLS-terminating proxy: the public wss:// URL is what Twilio signed (the
+    // vector is the official SDK's, from tests/fixtures/twilio_signatures.json).
+    let proxied = vec![
+        ("host", "voice.example.com".to_owned()),
+        ("x-forwarded-proto", "https".to_owned()),
+        ("x-twilio-signature", "3Wv0T80qzAY3OCARW9y1gnUJZtE=".to_owned()),
+    ];
+    assert!(connect(proxied).await?.is_ok(), "the SDK's signature for wss://voice.example.com/twilio/media is accepted");
+
+    assert!(host.host().calls().flush(Duration::from_secs(10)));
+    let failed = host.host().calls().list(&switchboard::store::CallFilter { leg: Some("twilio".into()), ..Default::default() })?;
+    assert_eq!(failed.len(), 2, "both refusals are stored, blamed on the twilio leg");
+    assert!(failed.iter().all(|c| c.outcome == "failed" && c.close_code == Some(403)), "{failed:?}");
+    Ok(())
+}

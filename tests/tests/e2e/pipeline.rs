@@ -250,3 +250,38 @@ async fn the_simulator_closes_on_an_empty_frame_like_the_real_service() -> anyho
     assert_eq!(close, Some(1011));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_shutdown_drains_then_closes_live_calls_and_deepgram_gets_close_stream() -> anyhow::Result<()> {
+    init_tracing();
+    let ca = TestCa::new()?;
+    let deepgram = DeepgramSim::new().tls(ca.server_config()?).expect_token(KEY).start().await?;
+    let spec = ComponentSpec::new("voice", guests::VOICE_PIPELINE)
+        .allow(&deepgram.origin())
+        .trust(&ca)
+        .setting("deepgram_url", &deepgram.listen_url())
+        .secret_header("localhost", "Authorization", "Token ${DEEPGRAM_API_KEY}");
+    let mut host = TestHost::builder()
+        .env("DEEPGRAM_API_KEY", KEY)
+        .drain_timeout(Duration::from_millis(500))
+        .route("/twilio/media", spec)
+        .start()
+        .await?;
+    let url = host.url("/twilio/media");
+    // A 13 s call, cut short by the shutdown.
+    let call = tokio::spawn(TwilioCall::new(&url).audio(caller_speech()).run());
+    deepgram.wait_until(Duration::from_secs(20), "audio flowing", |d| d.sessions().first().is_some_and(|s| s.audio.len() > 8_000)).await?;
+    host.shut_down().await?;
+
+    assert!(TwilioCall::new(&url).audio(speech(0.2)).run().await.is_err(), "new connections are refused");
+    host.marker("call.draining", |_| true).await?;
+    let closed = host.marker("call.closed", |_| true).await?;
+    assert_eq!(closed.attr("code"), Some("1001"), "{closed:?}");
+    let _ = call.await?; // the caller saw its socket closed mid-stream
+    let session = &deepgram.sessions()[0];
+    assert_eq!(session.controls.iter().rev().take(2).collect::<Vec<_>>(), ["CloseStream", "Finalize"], "Deepgram got CloseStream");
+    assert_eq!(session.finalized, session.audio.len(), "everything Deepgram got was finalized");
+    let summary = host.marker("pipeline.summary", |_| true).await?;
+    assert_eq!(summary.attr("lost_bytes"), Some("0"), "{summary:?}");
+    Ok(())
+}
