@@ -5,8 +5,17 @@
 //! names it. A host is exact (`api.deepgram.com`, `127.0.0.1`, `[::1]`), a subdomain
 //! wildcard (`*.deepgram.com`, which does not match `deepgram.com` itself) or `*` (any
 //! host). A missing port means the scheme's default (80 or 443); `:*` means any port.
+//!
+//! The check is made twice: on the URL before anything goes on the network, and on every
+//! address the host name resolves to. Loopback, private, link-local (cloud metadata),
+//! unique-local, CGNAT, multicast and other special addresses are refused unless the rule
+//! that let the URL through names them: an IP-literal rule for that address, or a
+//! `localhost` rule for loopback. IPv4-mapped IPv6 addresses are judged as the IPv4
+//! address they carry. The socket then connects to the address that was checked, so a
+//! name that resolves differently a second time (DNS rebinding) gains nothing.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 /// A WebSocket URL scheme.
@@ -181,6 +190,15 @@ fn check_host_chars(host: &str) -> Result<(), String> {
 }
 
 impl AllowRule {
+    /// Whether this rule names `address` itself, so that a special address is acceptable.
+    fn names_address(&self, address: IpAddr) -> bool {
+        match &self.host {
+            HostPattern::Exact(host) if host == "localhost" => address.is_loopback(),
+            HostPattern::Exact(host) => host.parse::<IpAddr>().is_ok_and(|named| canonical(named) == canonical(address)),
+            _ => false,
+        }
+    }
+
     /// Whether this rule lets a connection reach `target`.
     pub fn allows(&self, target: &Target) -> bool {
         let host_ok = match &self.host {
@@ -213,6 +231,53 @@ impl EgressPolicy {
     pub fn allows(&self, target: &Target) -> bool {
         self.rules.iter().any(|rule| rule.allows(target))
     }
+
+    /// Whether a connection to `target` may use `address` (one of its resolved
+    /// addresses): ordinary public addresses yes; special ones only when a rule allowing
+    /// the target names them.
+    pub fn allows_address(&self, target: &Target, address: IpAddr) -> bool {
+        !is_special(address) || self.rules.iter().any(|rule| rule.allows(target) && rule.names_address(address))
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it carries; others unchanged.
+pub fn canonical(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Addresses that are not ordinary public unicast: refused unless a rule names them.
+pub fn is_special(address: IpAddr) -> bool {
+    match canonical(address) {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+                || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
+                || (a == 198 && (18..20).contains(&b)) // benchmarking
+                || a >= 240 // reserved
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (first & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || first == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
+                || first == 0x0064 && v6.segments()[1] == 0xff9b // NAT64 well-known prefix
+        }
+    }
 }
 
 /// Why a URL cannot be used as an outbound target.
@@ -236,7 +301,8 @@ pub fn parse_target(text: &str) -> Result<(url::Url, Target), UrlError> {
     let host = match url.host() {
         Some(url::Host::Domain(domain)) => domain.to_ascii_lowercase(),
         Some(url::Host::Ipv4(ip)) => ip.to_string(),
-        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        // An IPv4-mapped address is the IPv4 address it carries, for rules and checks alike.
+        Some(url::Host::Ipv6(ip)) => canonical(IpAddr::V6(ip)).to_string(),
         None => return Err(UrlError::NoHost),
     };
     let port = url.port().unwrap_or(scheme.default_port());
@@ -291,6 +357,24 @@ mod tests {
         assert!(message("wss://api.*.com").contains("leading label"));
         assert!(message("wss://").contains("empty"));
         assert!(message("wss://[::1").contains("closing"));
+    }
+
+    #[test]
+    fn special_addresses_need_a_rule_that_names_them() {
+        let ip = |text: &str| text.parse::<IpAddr>().expect("address");
+        let any = EgressPolicy::parse(&["wss://*:*"]).expect("rule");
+        let some_host = target("wss://api.example.com/");
+        assert!(any.allows_address(&some_host, ip("93.184.216.34")));
+        for special in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe"] {
+            assert!(!any.allows_address(&some_host, ip(special)), "{special} must be refused");
+        }
+        let named = EgressPolicy::parse(&["ws://127.0.0.1:*", "wss://localhost:9443", "wss://[fd00::7]"]).expect("rules");
+        assert!(named.allows_address(&target("ws://127.0.0.1:5000/"), ip("127.0.0.1")));
+        assert!(named.allows_address(&target("ws://[::ffff:127.0.0.1]:5000/"), ip("::ffff:127.0.0.1")));
+        assert!(named.allows_address(&target("wss://localhost:9443/"), ip("127.0.0.1")));
+        assert!(named.allows_address(&target("wss://localhost:9443/"), ip("::1")));
+        assert!(!named.allows_address(&target("wss://localhost:9443/"), ip("10.0.0.1")), "localhost names loopback only");
+        assert!(named.allows_address(&target("wss://[fd00::7]/"), ip("fd00::7")));
     }
 
     #[test]

@@ -134,7 +134,11 @@ impl CallState {
             .map(Duration::from_nanos)
             .unwrap_or(limits.connect_timeout)
             .min(limits.max_connect_timeout);
+        let check_target = target.clone();
+        let check_sandbox = sandbox.clone();
+        let address_check = Arc::new(move |address| check_sandbox.egress.allows_address(&check_target, address));
         Ok(DialRequest {
+            address_check,
             url,
             target,
             headers,
@@ -163,6 +167,7 @@ fn record_failure(timeline: &CallTimeline, target: &Target, error: &DialError) {
 fn to_error_code(error: DialError) -> ErrorCode {
     match error {
         DialError::Dns(detail) => ErrorCode::DnsError(detail),
+        DialError::Denied(_) => ErrorCode::Denied,
         DialError::Refused => ErrorCode::ConnectionRefused,
         DialError::Timeout(_) => ErrorCode::ConnectTimeout,
         DialError::Tls(reason) => ErrorCode::TlsError(reason),

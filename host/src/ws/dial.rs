@@ -24,7 +24,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
 pub type DialedSocket = WebSocketStream<Box<dyn Transport>>;
 
 /// Everything needed to open one connection.
-#[derive(Debug)]
 pub struct DialRequest {
     /// The full URL (path and query included).
     pub url: url::Url,
@@ -38,8 +37,16 @@ pub struct DialRequest {
     pub timeout: Duration,
     /// TLS settings for `wss`.
     pub tls: Arc<rustls::ClientConfig>,
+    /// Which resolved addresses the target may use (the egress policy's address check).
+    pub address_check: Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>,
     /// Socket settings.
     pub websocket: WebSocketConfig,
+}
+
+impl std::fmt::Debug for DialRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DialRequest").field("target", &self.target).field("timeout", &self.timeout).finish_non_exhaustive()
+    }
 }
 
 /// A successful handshake.
@@ -60,6 +67,9 @@ pub enum DialError {
     /// Name resolution failed.
     #[error("DNS lookup failed: {0}")]
     Dns(String),
+    /// Every address the name resolved to is one the policy refuses.
+    #[error("{0}")]
+    Denied(String),
     /// Every address refused the TCP connection.
     #[error("connection refused")]
     Refused,
@@ -89,6 +99,7 @@ impl DialError {
     pub fn cause(&self) -> &'static str {
         match self {
             DialError::Dns(_) => "dns-error",
+            DialError::Denied(_) => "denied-address",
             DialError::Refused => "connection-refused",
             DialError::Timeout(_) => "connect-timeout",
             DialError::Tls(_) => "tls-error",
@@ -113,13 +124,23 @@ pub async fn dial(request: DialRequest) -> Result<Dialed, DialError> {
 }
 
 async fn dial_inner(request: DialRequest) -> Result<(DialedSocket, Option<String>, SocketAddr), DialError> {
-    let DialRequest { url, target, headers, subprotocols, tls, websocket, .. } = request;
-    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
+    let DialRequest { url, target, headers, subprotocols, tls, websocket, address_check, .. } = request;
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
         .await
         .map_err(|e| DialError::Dns(format!("{}: {e}", target.host)))?
         .collect();
-    if addresses.is_empty() {
+    if resolved.is_empty() {
         return Err(DialError::Dns(format!("{}: no addresses", target.host)));
+    }
+    // Only checked addresses are dialled: there is no second lookup to rebind.
+    let addresses: Vec<SocketAddr> = resolved.iter().copied().filter(|a| address_check(a.ip())).collect();
+    if addresses.is_empty() {
+        let refused: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
+        return Err(DialError::Denied(format!(
+            "{} resolves only to addresses no rule names ({}): special addresses need an explicit rule",
+            target.host,
+            refused.join(", ")
+        )));
     }
     let (tcp, peer) = connect_any(&addresses).await?;
     tcp.set_nodelay(true).map_err(|e| DialError::Other(format!("set_nodelay: {e}")))?;

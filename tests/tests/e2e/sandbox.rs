@@ -200,3 +200,23 @@ async fn a_trapped_guest_s_outbound_sockets_are_closed_cleanly() -> anyhow::Resu
     assert_eq!(closed.attr("by"), Some("local"));
     Ok(())
 }
+
+#[tokio::test]
+async fn special_addresses_need_a_rule_that_names_them() -> anyhow::Result<()> {
+    let upstream = FakeServer::echo().start().await?;
+    let port = upstream.addr().port();
+    for target in [format!("ws://127.0.0.1:{port}/"), format!("ws://[::ffff:127.0.0.1]:{port}/")] {
+        // A wildcard rule lets the URL through, but not to a loopback address.
+        let host = host_with(hostile("connect").allow("ws://*:*").setting("target", &target)).await?;
+        let mut caller = TestClient::connect(&host.url("/hostile")).await?;
+        assert_eq!(caller.next_text().await?, "ErrorCode::Denied", "{target}");
+        let failed = host.marker("outbound.failed", |_| true).await?;
+        assert_eq!(failed.attr("cause"), Some("denied-address"), "{failed:?}");
+    }
+    assert_eq!(upstream.connections(), 0, "nothing reached the loopback server");
+    // A rule naming the address lets it through.
+    let host = host_with(hostile("connect").allow("ws://127.0.0.1:*").setting("target", &format!("ws://127.0.0.1:{port}/"))).await?;
+    let mut caller = TestClient::connect(&host.url("/hostile")).await?;
+    assert_eq!(caller.next_text().await?, "ok");
+    Ok(())
+}
