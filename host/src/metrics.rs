@@ -184,20 +184,10 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::timeline::CallId;
 
     fn marker(name: &str, attrs: &[(&str, &str)]) -> Marker {
-        Marker {
-            call: CallId(1),
-            offset: Duration::ZERO,
-            unix_ms: 0,
-            source: MarkerSource::Host,
-            name: name.to_owned(),
-            attributes: attrs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-        }
+        crate::timeline::test_marker(1, name, attrs, 0)
     }
 
     #[test]

@@ -294,6 +294,19 @@ impl CallTimeline {
     }
 }
 
+/// A host marker for unit tests: call `call`, offset and wall clock `unix_ms` (ms).
+#[cfg(test)]
+pub(crate) fn test_marker(call: u64, name: &str, attributes: &[(&str, &str)], unix_ms: u64) -> Marker {
+    Marker {
+        call: CallId(call),
+        offset: Duration::from_millis(unix_ms % 1000),
+        unix_ms,
+        source: MarkerSource::Host,
+        name: name.to_owned(),
+        attributes: attributes.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+    }
+}
+
 /// Cuts `text` to at most `max` bytes on a character boundary.
 pub fn truncate_utf8(text: &mut String, max: usize) {
     if text.len() > max {

@@ -88,20 +88,10 @@ pub fn classify(markers: &[Marker]) -> Verdict {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::timeline::{CallId, MarkerSource};
 
     fn m(name: &str, attrs: &[(&str, &str)]) -> Marker {
-        Marker {
-            call: CallId(1),
-            offset: Duration::ZERO,
-            unix_ms: 0,
-            source: MarkerSource::Host,
-            name: name.to_owned(),
-            attributes: attrs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-        }
+        crate::timeline::test_marker(1, name, attrs, 0)
     }
 
     #[test]

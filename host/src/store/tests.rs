@@ -3,18 +3,8 @@
 use std::time::Duration;
 
 use super::*;
-use crate::timeline::{CallId, MarkerSource};
 
-fn marker(call: u64, name: &str, attrs: &[(&str, &str)], unix_ms: u64) -> Marker {
-    Marker {
-        call: CallId(call),
-        offset: Duration::from_millis(unix_ms % 1000),
-        unix_ms,
-        source: MarkerSource::Host,
-        name: name.to_owned(),
-        attributes: attrs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-    }
-}
+use crate::timeline::test_marker as marker;
 
 fn record_call(store: &CallStore, id: u64, started: u64, failing: bool) {
     store.record(&marker(id, "call.accepted", &[("path", "/twilio/media"), ("component", "voice")], started));
