@@ -5,6 +5,7 @@
 //! `/healthz` answers `ok`. When every call slot is taken an upgrade gets 503.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -26,6 +27,13 @@ use crate::timeline::CallId;
 /// Longest time a client may take to send its request headers (or finish TLS).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Largest request head (request line and headers) accepted; larger ones are refused.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Open TCP connections at most, per allowed call (upgrading, idle and HTTP API ones
+/// included); beyond that new connections are closed at once.
+pub const CONNECTIONS_PER_CALL: usize = 2;
+
 /// The remote address of the connection a request came on.
 #[derive(Debug, Clone, Copy)]
 struct RemoteAddr(SocketAddr);
@@ -43,6 +51,9 @@ pub(crate) async fn serve(host: Switchboard, listener: TcpListener, shutdown: im
     let tls = host.inner.tls.clone();
     tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "switchboard listening");
     tokio::pin!(shutdown);
+    let connections = Arc::new(tokio::sync::Semaphore::new(
+        (host.inner.config.max_concurrent_calls as usize).saturating_mul(CONNECTIONS_PER_CALL).max(16),
+    ));
     loop {
         let (tcp, remote) = tokio::select! {
             () = &mut shutdown => return Ok(()),
@@ -56,16 +67,22 @@ pub(crate) async fn serve(host: Switchboard, listener: TcpListener, shutdown: im
                 }
             },
         };
+        let Ok(connection_slot) = connections.clone().try_acquire_owned() else {
+            tracing::warn!(%remote, "connection refused: too many open connections");
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let router = router.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _connection_slot = connection_slot;
             let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(RemoteAddr(remote));
                 router.clone().oneshot(request.map(Body::new))
             });
             let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+            http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_HEADER_BYTES);
             let result = match tls {
                 None => http.serve_connection(TokioIo::new(tcp), service).with_upgrades().await,
                 Some(acceptor) => match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {

@@ -170,3 +170,45 @@ async fn twilio_signatures_are_checked_before_the_upgrade() -> anyhow::Result<()
     assert!(failed.iter().all(|c| c.outcome == "failed" && c.close_code == Some(403)), "{failed:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn oversize_headers_and_slow_clients_are_cut_off() -> anyhow::Result<()> {
+    let host = echo_host().await?;
+    // A request head over 16 KiB is refused, and the host stays up.
+    let huge = format!("GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(64 * 1024));
+    let mut tcp = tokio::net::TcpStream::connect(host.addr()).await?;
+    let _ = tcp.write_all(huge.as_bytes()).await;
+    let mut response = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut response)).await?.unwrap_or(0);
+    let head = String::from_utf8_lossy(&response[..n]);
+    assert!(n == 0 || head.starts_with("HTTP/1.1 431"), "oversize head not refused: {head}");
+    // A client that never finishes its request head is dropped after the header timeout.
+    let mut slow = tokio::net::TcpStream::connect(host.addr()).await?;
+    slow.write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\n").await?;
+    let mut buffer = [0u8; 256];
+    let ended = tokio::time::timeout(Duration::from_secs(30), slow.read(&mut buffer)).await?;
+    assert!(matches!(ended, Ok(n) if n == 0 || String::from_utf8_lossy(&buffer[..n]).contains("408")) || ended.is_err(), "{ended:?}");
+    assert!(http_status(&host, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await?.contains("200"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed_at_once() -> anyhow::Result<()> {
+    init_tracing();
+    // One call slot: the cap is the floor of 16 open connections.
+    let host = TestHost::builder().max_calls(1).route("/echo", ComponentSpec::new("echo", guests::ECHO)).start().await?;
+    let mut idle = Vec::new();
+    for _ in 0..16 {
+        idle.push(tokio::net::TcpStream::connect(host.addr()).await?);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = tokio::net::TcpStream::connect(host.addr()).await?;
+    let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buffer)).await?;
+    assert!(matches!(read, Ok(0) | Err(_)), "the 17th connection was served: {read:?}");
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(http_status(&host, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await?.contains("200"), "slots free again");
+    Ok(())
+}
