@@ -28,6 +28,8 @@ use switchboard_sim::tls::TestCa;
 enum Behavior {
     /// Echo every data message.
     Echo,
+    /// Send the handshake's request headers as the first (text) message, then echo.
+    Reflect,
     /// Complete the handshake, then neither read nor write.
     Silent,
     /// Complete the handshake, then send `count` binary messages of `size` bytes every
@@ -101,6 +103,12 @@ impl FakeServer {
     /// Echoes every data message back.
     pub fn echo() -> Self {
         Self::with(Behavior::Echo)
+    }
+
+    /// Sends the upgrade request's headers back as a JSON text message, then echoes: a
+    /// server that would show a guest anything the host added to its request.
+    pub fn reflect() -> Self {
+        Self::with(Behavior::Reflect)
     }
 
     /// Completes the handshake, then neither reads nor writes.
@@ -234,8 +242,15 @@ impl FakeServer {
             return;
         };
         let (mut sink, mut stream) = socket.split();
+        if matches!(self.behavior, Behavior::Reflect) {
+            let headers = recorded.handshakes.lock().unwrap_or_else(|p| p.into_inner()).last().map(|h| h.headers.clone()).unwrap_or_default();
+            let text = serde_json::to_string(&headers).unwrap_or_default();
+            if sink.send(Message::text(text)).await.is_err() {
+                return;
+            }
+        }
         match self.behavior.clone() {
-            Behavior::Echo => {
+            Behavior::Echo | Behavior::Reflect => {
                 while let Some(Ok(message)) = stream.next().await {
                     if let Message::Close(frame) = &message {
                         let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));

@@ -220,3 +220,36 @@ async fn special_addresses_need_a_rule_that_names_them() -> anyhow::Result<()> {
     assert_eq!(caller.next_text().await?, "ok");
     Ok(())
 }
+
+#[tokio::test]
+async fn secrets_do_not_follow_the_guest_to_other_hosts_or_redirects() -> anyhow::Result<()> {
+    // The secret is for `localhost`; a server on 127.0.0.1 that reflects the request shows
+    // the guest everything it got, and a redirect from the secret host points there.
+    let reflector = FakeServer::reflect().start().await?;
+    let reflect_port = reflector.addr().port();
+    let spec = hostile("snoop")
+        .allow(&format!("ws://127.0.0.1:{reflect_port}"))
+        .setting("target", &format!("ws://127.0.0.1:{reflect_port}/"))
+        .secret_header("localhost", "Authorization", "Token ${SECRET_TOKEN}");
+    let host = host_with(spec).await?;
+    let mut caller = TestClient::connect(&host.url("/hostile")).await?;
+    let report = caller.next_text().await?;
+    assert!(report.contains("first-message=Ok(Some(Message::Text("), "the reflector answered: {report}");
+    assert!(report.contains("guest-chosen"), "the guest's own header came back: {report}");
+    assert!(!report.contains("do-not-leak-42"), "secret leaked to another host: {report}");
+
+    let redirector = FakeServer::reject(302, &[("location", &format!("ws://127.0.0.1:{reflect_port}/"))], "").start().await?;
+    let spec = hostile("connect")
+        .allow(&redirector.origin())
+        .allow(&format!("ws://127.0.0.1:{reflect_port}"))
+        .setting("target", &redirector.url("/"))
+        .secret_header("localhost", "Authorization", "Token ${SECRET_TOKEN}");
+    let host = host_with(spec).await?;
+    let before = reflector.connections();
+    let mut caller = TestClient::connect(&host.url("/hostile")).await?;
+    let report = caller.next_text().await?;
+    assert!(report.contains("HandshakeRejected") && report.contains("status: 302"), "a redirect is not followed: {report}");
+    assert_eq!(redirector.handshakes()[0].header("authorization"), Some("Token do-not-leak-42"));
+    assert_eq!(reflector.connections(), before, "nothing followed the redirect");
+    Ok(())
+}

@@ -116,7 +116,15 @@ fn snoop(request: &RequestInfo) -> String {
         timeout: None,
     };
     match connect(&target(), &options).and_then(|future| finish_connect(&future)) {
-        Ok(connection) => seen.push(format!("protocol={:?}", connection.protocol())),
+        Ok(connection) => {
+            seen.push(format!("protocol={:?}", connection.protocol()));
+            // Whatever the server sends first (a server that reflects the request, say).
+            let ready = connection.subscribe();
+            let timeout = switchboard_guest::io::timer_ms(5_000);
+            switchboard_guest::io::wait_any(&[&ready, &timeout]);
+            drop(ready);
+            seen.push(format!("first-message={:?}", connection.receive()));
+        }
         Err(error) => seen.push(format!("connect={error:?}")),
     }
     seen.join("\n")
