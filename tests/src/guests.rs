@@ -13,3 +13,5 @@ pub const VOICE_PIPELINE: &str = env!("GUEST_VOICE_PIPELINE");
 pub const VERSIONED_V1: &str = env!("GUEST_VERSIONED_V1_GUEST");
 /// Echoes after announcing `version:v2` (hot-swap tests).
 pub const VERSIONED_V2: &str = env!("GUEST_VERSIONED_V2_GUEST");
+/// Runs the Autobahn fuzzing-server cases through the host's outbound client.
+pub const AUTOBAHN: &str = env!("GUEST_AUTOBAHN_GUEST");
