@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests, the end-to-end suite on loopback (the dashboard in
 # headless Chromium included), the Autobahn conformance cases, and clippy with warnings
-# as errors. Builds the guest
-# components itself and installs what it needs (wasm32-wasip2, Chromium).
+# as errors. Builds the guest components itself and installs what it needs
+# (wasm32-wasip2, Chromium, the kosoku runner).
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh --tests
 cargo clippy --locked --workspace --all-targets -- -D warnings
-cargo test --locked --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --locked --workspace 2>&1 | tee "$log"
 # WebSocket conformance (Autobahn sections 1-7, 10) of the inbound server and outbound client.
 scripts/autobahn.sh
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
