@@ -260,6 +260,9 @@ impl Pipeline {
 
     /// The Deepgram handshake succeeded.
     pub fn on_connected(&mut self, now_ms: u64) {
+        if self.finished || !matches!(self.link, Link::Connecting { .. }) {
+            return;
+        }
         let since = match self.link {
             Link::Connecting { since_ms } => since_ms,
             _ => now_ms,
@@ -278,6 +281,9 @@ impl Pipeline {
 
     /// The Deepgram handshake failed.
     pub fn on_connect_failed(&mut self, failure: ConnectFailure, now_ms: u64) {
+        if self.finished || !matches!(self.link, Link::Connecting { .. }) {
+            return;
+        }
         match failure {
             ConnectFailure::Rejected { status, detail } => {
                 self.mark("deepgram.rejected", &[("status", status.to_string()), ("detail", detail)]);
@@ -370,6 +376,9 @@ impl Pipeline {
 
     /// The Deepgram connection ended.
     pub fn on_deepgram_closed(&mut self, code: u16, reason: &str, now_ms: u64) {
+        if self.finished {
+            return;
+        }
         self.mark("deepgram.closed", &[("code", code.to_string()), ("reason", reason.to_owned())]);
         let expected = matches!(self.link, Link::Draining { .. }) && code == 1000;
         if expected {
@@ -499,6 +508,9 @@ impl Pipeline {
 
     /// When the glue should call [`Pipeline::on_tick`] next, if ever.
     pub fn next_deadline(&self) -> Option<u64> {
+        if self.finished {
+            return None;
+        }
         let link = match self.link {
             Link::Waiting { until_ms } => Some(until_ms),
             Link::Open { last_send_ms, opened_ms, session_bytes } => {
@@ -514,7 +526,9 @@ impl Pipeline {
             Link::Draining { deadline_ms } => Some(deadline_ms),
             _ => None,
         };
-        let ending = if self.ending && !self.finished { self.end_deadline_ms } else { None };
+        // The end-of-call deadline only matters while no connection is up (see on_tick).
+        let waiting_for_deepgram = !matches!(self.link, Link::Open { .. } | Link::Draining { .. } | Link::Closed);
+        let ending = if self.ending && waiting_for_deepgram { self.end_deadline_ms } else { None };
         match (link, ending) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -300,3 +300,25 @@ fn a_replay_buffer_overflow_is_counted_exactly() {
     assert_eq!(overflowed, 8_000);
     assert_eq!(wire.sessions.last().expect("session"), &caller_audio(50..100));
 }
+
+// Found by the `pipeline_events` fuzz target: after a tick, no deadline may lie in the past
+// (the glue would wake at once, again and again).
+#[test]
+fn deadlines_never_lie_in_the_past_after_a_tick() {
+    // Events after the pipeline finished are ignored.
+    let mut p = pipeline();
+    p.on_twilio_text(STOP, 1_722);
+    assert!(p.finished());
+    p.on_deepgram_closed(1002, "", 5_194);
+    p.on_tick(5_194);
+    assert_eq!(p.next_deadline(), None);
+
+    // While draining, the draining deadline rules, not the end-of-call one.
+    let mut p = pipeline();
+    p.on_twilio_text(&media(0), 70);
+    p.on_twilio_text(STOP, 1_855);
+    p.on_connected(3_640);
+    p.on_tick(7_042);
+    let deadline = p.next_deadline().expect("the draining deadline");
+    assert!(deadline >= 7_042, "{deadline}");
+}
