@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs the Autobahn WebSocket test cases (sections 1-7 and 10, via the `kosoku` runner from
 # PyPI) against Switchboard's inbound server, through the echo test guest, and against its
-# outbound client, through the autobahn test guest; writes the reports to
-# target/autobahn/ and a summary to conformance/summary.md.
+# outbound client, through the autobahn test guest; writes the reports and a summary to
+# target/autobahn/ (and, with --update, the summary to conformance/summary.md). Fails if any
+# case fails.
 #
-#   scripts/autobahn.sh
+#   scripts/autobahn.sh [--update]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -68,7 +69,8 @@ asyncio.run(main())
 PY
 sleep 1
 
-python3 - "$out" > conformance/summary.md <<'PY'
+status=0
+python3 - "$out" > "$out/summary.md" <<'PY' || status=$?
 import collections, json, sys
 out = sys.argv[1]
 print("# Autobahn WebSocket conformance\n")
@@ -92,4 +94,8 @@ for side, title in (("inbound", "Inbound server (kosoku fuzzingclient -> host ->
     print(f"\nFailed: {len(bad)}" + ("".join(f"\n- {b}" for b in bad)) + "\n")
 sys.exit(1 if failed else 0)
 PY
-cat conformance/summary.md
+cat "$out/summary.md"
+if [ "${1:-}" = "--update" ]; then
+  cp "$out/summary.md" conformance/summary.md
+fi
+exit "$status"
