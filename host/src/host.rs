@@ -72,9 +72,7 @@ impl Switchboard {
     /// Compiles and checks every component and prepares routes. CPU-heavy: run it before
     /// starting to serve (from async code, inside `spawn_blocking`).
     pub fn new(config: Config) -> Result<Self, StartError> {
-        let max_memory_bytes = config.components.values().map(|c| c.limits.memory_bytes).max().unwrap_or(64 << 20);
-        let runtime = Runtime::new(EngineSettings { max_instances: config.max_concurrent_calls, max_memory_bytes })
-            .map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let runtime = runtime_for(&config).map_err(|e| StartError::Engine(format!("{e:#}")))?;
         let store = ArtifactStore::new(config.data_dir.as_deref(), runtime.engine())
             .map_err(|e| StartError::DataDir(format!("{}: {e}", config.data_dir.as_deref().unwrap_or(std::path::Path::new("?")).display())))?;
         let components: Vec<_> = config.components.values().collect();
@@ -165,6 +163,14 @@ impl Switchboard {
     }
 }
 
+/// The engine `config` calls for: a pool of `max_concurrent_calls` instances, each memory up
+/// to the largest component limit. `serve` and `compile` must agree on it, or compiled
+/// artifacts would not match.
+fn runtime_for(config: &Config) -> wasmtime::Result<Runtime> {
+    let max_memory_bytes = config.components.values().map(|c| c.limits.memory_bytes).max().unwrap_or(64 << 20);
+    Runtime::new(EngineSettings { max_instances: config.max_concurrent_calls, max_memory_bytes })
+}
+
 fn call_id_base() -> u64 {
     let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     ms.saturating_mul(1_000)
@@ -176,9 +182,7 @@ pub fn precompile(config: &Config, extra_files: &[std::path::PathBuf]) -> anyhow
     let Some(dir) = config.data_dir.as_deref() else {
         anyhow::bail!("no data_dir configured: there is no artifact store to fill");
     };
-    let max_memory_bytes = config.components.values().map(|c| c.limits.memory_bytes).max().unwrap_or(64 << 20);
-    let runtime = Runtime::new(EngineSettings { max_instances: config.max_concurrent_calls, max_memory_bytes })
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let runtime = runtime_for(config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let store = ArtifactStore::new(Some(dir), runtime.engine())?;
     let mut sources: Vec<(String, Vec<u8>)> = Vec::new();
     for component in config.components.values() {

@@ -22,11 +22,7 @@ impl SecretValue {
 
     /// Compares with `candidate` in time independent of where they differ.
     pub fn matches(&self, candidate: &[u8]) -> bool {
-        let expected = self.0.as_bytes();
-        if expected.len() != candidate.len() {
-            return false;
-        }
-        expected.iter().zip(candidate).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        constant_time_eq(self.0.as_bytes(), candidate)
     }
 
     /// The value, for putting on the wire.
@@ -39,6 +35,12 @@ impl fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
     }
+}
+
+/// Whether `a` and `b` are equal, in time that does not depend on where they differ
+/// (only on their lengths).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// One header injected for one target host.

@@ -120,7 +120,7 @@ async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
         let path_and_query = request.uri().path_and_query().map_or(path.clone(), |pq| pq.as_str().to_owned());
         if let Err(error) = crate::signature::verify(token.header_value().as_bytes(), request.headers(), &path_and_query, host.tls.is_some()) {
             let call = CallId(host.next_call.fetch_add(1, Ordering::Relaxed));
-            let remote = request.extensions().get::<RemoteAddr>().map(|r| r.0.to_string()).unwrap_or_default();
+            let remote = remote_of(&request);
             host.timeline.start_call(call).host(
                 "call.rejected",
                 &[("remote", remote), ("path", path.clone()), ("status", "403".to_owned()), ("reason", error.to_string())],
@@ -140,7 +140,7 @@ async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
 
     let call = CallId(host.next_call.fetch_add(1, Ordering::Relaxed));
     let timeline = host.timeline.start_call(call);
-    let remote = request.extensions().get::<RemoteAddr>().map(|r| r.0.to_string()).unwrap_or_default();
+    let remote = remote_of(&request);
     timeline.host(
         "call.accepted",
         &[("remote", remote), ("path", path.clone()), ("component", route.component.clone())],
@@ -169,6 +169,11 @@ async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
         }
     });
     response.map(Body::new)
+}
+
+/// The remote address of the connection `request` came on, for markers.
+fn remote_of(request: &Request) -> String {
+    request.extensions().get::<RemoteAddr>().map(|r| r.0.to_string()).unwrap_or_default()
 }
 
 /// A TLS acceptor from PEM files.

@@ -53,10 +53,11 @@ pub fn public_url(headers: &http::HeaderMap, path_and_query: &str, served_tls: b
 pub fn verify(auth_token: &[u8], headers: &http::HeaderMap, path_and_query: &str, served_tls: bool) -> Result<(), SignatureError> {
     let presented = headers.get("x-twilio-signature").map(|v| v.as_bytes()).ok_or(SignatureError::Missing)?;
     let url = public_url(headers, path_and_query, served_tls)?;
-    let expected = sign(auth_token, &url);
-    let expected = expected.as_bytes();
-    let same = expected.len() == presented.len() && expected.iter().zip(presented).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if same { Ok(()) } else { Err(SignatureError::Mismatch { url }) }
+    if crate::secrets::constant_time_eq(sign(auth_token, &url).as_bytes(), presented) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch { url })
+    }
 }
 
 #[cfg(test)]
