@@ -168,7 +168,7 @@ impl Switchboard {
 /// artifacts would not match.
 fn runtime_for(config: &Config) -> wasmtime::Result<Runtime> {
     let max_memory_bytes = config.components.values().map(|c| c.limits.memory_bytes).max().unwrap_or(64 << 20);
-    Runtime::new(EngineSettings { max_instances: config.max_concurrent_calls, max_memory_bytes })
+    Runtime::new(EngineSettings { max_instances: config.max_concurrent_calls, max_memory_bytes, pooling: true })
 }
 
 fn call_id_base() -> u64 {

@@ -24,6 +24,9 @@ pub struct EngineSettings {
     pub max_instances: u32,
     /// The largest linear memory any component may have, bytes.
     pub max_memory_bytes: usize,
+    /// Carve instances out of a pool reserved up front (what the host does). `false`
+    /// allocates each instance on demand; the instantiation benchmark compares the two.
+    pub pooling: bool,
 }
 
 /// The engine, the linker with every import the host provides, and the epoch thread.
@@ -39,6 +42,21 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
+/// The pool: every slot sized for the largest component, `max_instances` of each kind.
+fn pool_config(settings: &EngineSettings) -> PoolingAllocationConfig {
+    let instances = settings.max_instances.max(1);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(8))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(8))
+        .total_stacks(instances)
+        .max_memories_per_component(2)
+        .max_memory_size(settings.max_memory_bytes)
+        .max_unused_warm_slots(instances.min(100));
+    pool
+}
+
 impl Runtime {
     /// Builds the engine and the linker.
     pub fn new(settings: EngineSettings) -> wasmtime::Result<Self> {
@@ -47,17 +65,11 @@ impl Runtime {
         config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
 
-        let instances = settings.max_instances.max(1);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(instances)
-            .total_core_instances(instances.saturating_mul(8))
-            .total_memories(instances.saturating_mul(2))
-            .total_tables(instances.saturating_mul(8))
-            .total_stacks(instances)
-            .max_memories_per_component(2)
-            .max_memory_size(settings.max_memory_bytes)
-            .max_unused_warm_slots(instances.min(100));
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if settings.pooling {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(&settings)));
+        } else {
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+        }
 
         let engine = Engine::new(&config)?;
         let linker = build_linker(&engine)?;

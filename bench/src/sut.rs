@@ -1,0 +1,198 @@
+//! The systems under test, each started as its own process (so its CPU time and memory
+//! can be read from `/proc`), optionally pinned to given CPUs with `taskset`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// Which relay carries the calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum System {
+    /// `switchboard serve` with the bundled voice-pipeline component.
+    Switchboard,
+    /// `native-relay`: the same work in plain Rust, no wasm (the practical limit).
+    Native,
+    /// `bench/node-relay/relay.js` on Node.js and the `ws` package.
+    Node,
+}
+
+impl System {
+    /// The name in tables and charts.
+    pub fn label(self) -> &'static str {
+        match self {
+            System::Switchboard => "Switchboard",
+            System::Native => "native Rust relay",
+            System::Node => "Node.js ws relay",
+        }
+    }
+}
+
+/// What every system needs to know.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// The fake Deepgram's endpoint, without a query.
+    pub deepgram_url: String,
+    /// Its origin, for Switchboard's allowlist.
+    pub deepgram_origin: String,
+    /// The CA that signed the fake Deepgram's certificate.
+    pub ca_pem: PathBuf,
+    /// The API key the fake Deepgram expects.
+    pub api_key: String,
+    /// Scratch space: configs, logs, Switchboard's artifact cache.
+    pub work_dir: PathBuf,
+    /// Directory holding the `switchboard` and `native-relay` binaries.
+    pub bin_dir: PathBuf,
+    /// Directory of `relay.js`, with `node_modules` installed.
+    pub node_relay_dir: PathBuf,
+    /// `taskset` CPU list for the system under test, if pinned.
+    pub cpus: Option<String>,
+}
+
+/// A started system.
+pub struct RunningSystem {
+    child: Child,
+    /// Its process id.
+    pub pid: u32,
+    /// Where callers connect.
+    pub url: String,
+}
+
+impl Drop for RunningSystem {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl RunningSystem {
+    /// Stops the process and waits for it.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// Why a system cannot run here.
+pub fn unavailable(system: System, environment: &Environment) -> Option<String> {
+    let missing = |path: &Path| (!path.exists()).then(|| format!("{} is missing", path.display()));
+    match system {
+        System::Switchboard => missing(&environment.bin_dir.join("switchboard")),
+        System::Native => missing(&environment.bin_dir.join("native-relay")),
+        System::Node => missing(&environment.node_relay_dir.join("node_modules/ws"))
+            .map(|why| format!("{why} (run `npm ci` in {})", environment.node_relay_dir.display()))
+            .or_else(|| {
+                let found = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+                (!found).then(|| "`node` is not installed".to_owned())
+            }),
+    }
+}
+
+/// Starts `system` on a free loopback port, sized for `max_calls`, and waits until it
+/// accepts connections.
+pub async fn start(system: System, environment: &Environment, max_calls: u32) -> anyhow::Result<RunningSystem> {
+    let port = free_port()?;
+    let listen = format!("127.0.0.1:{port}");
+    let log_path = environment.work_dir.join(format!("{system:?}.log").to_lowercase());
+    let log = std::fs::File::create(&log_path)?;
+    let mut command = match &environment.cpus {
+        Some(cpus) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", cpus]);
+            command
+        }
+        None => Command::new("env"),
+    };
+    let path = match system {
+        System::Switchboard => {
+            let config = environment.work_dir.join("switchboard.toml");
+            std::fs::write(&config, switchboard_config(environment, &listen, max_calls))?;
+            command
+                .arg(environment.bin_dir.join("switchboard"))
+                .args(["serve", "--config"])
+                .arg(&config)
+                .env("BENCH_DEEPGRAM_KEY", &environment.api_key)
+                .env("RUST_LOG", "warn");
+            "/twilio/media"
+        }
+        System::Native => {
+            command
+                .arg(environment.bin_dir.join("native-relay"))
+                .args(["--listen", &listen, "--deepgram-url", &environment.deepgram_url, "--ca"])
+                .arg(&environment.ca_pem)
+                .env("DEEPGRAM_API_KEY", &environment.api_key);
+            "/"
+        }
+        System::Node => {
+            command
+                .args(["node", "relay.js"])
+                .current_dir(&environment.node_relay_dir)
+                .env("PORT", port.to_string())
+                .env("DEEPGRAM_URL", &environment.deepgram_url)
+                .env("DEEPGRAM_API_KEY", &environment.api_key)
+                .env("NODE_EXTRA_CA_CERTS", &environment.ca_pem);
+            "/"
+        }
+    };
+    command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).kill_on_drop(true);
+    let child = command.spawn().with_context(|| format!("starting {}", system.label()))?;
+    let pid = child.id().context("the process has already exited")?;
+    let running = RunningSystem { child, pid, url: format!("ws://{listen}{path}") };
+    wait_listening(&listen, Duration::from_secs(120))
+        .await
+        .with_context(|| format!("{} did not start listening; see {}", system.label(), log_path.display()))?;
+    Ok(running)
+}
+
+fn switchboard_config(environment: &Environment, listen: &str, max_calls: u32) -> String {
+    let q = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+    format!(
+        r#"listen = {listen}
+max_concurrent_calls = {max_calls}
+data_dir = {data_dir}
+
+[[routes]]
+path = "/twilio/media"
+component = "voice-pipeline"
+
+[components.voice-pipeline]
+builtin = "voice-pipeline"
+allow_outbound = [{origin}]
+extra_ca_certs = [{ca}]
+
+[components.voice-pipeline.settings]
+deepgram_url = {url}
+batch_ms = "20"
+
+[[components.voice-pipeline.secret_headers]]
+host = "localhost"
+name = "Authorization"
+value = "Token ${{BENCH_DEEPGRAM_KEY}}"
+"#,
+        listen = q(listen),
+        data_dir = q(&environment.work_dir.join("switchboard-data").display().to_string()),
+        origin = q(&environment.deepgram_origin),
+        ca = q(&environment.ca_pem.display().to_string()),
+        url = q(&environment.deepgram_url),
+    )
+}
+
+fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+async fn wait_listening(address: &str, patience: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if TcpStream::connect(address).await.is_ok() {
+            return Ok(());
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "nothing listens on {address} after {patience:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
