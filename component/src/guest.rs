@@ -1,5 +1,10 @@
 //! The wasm glue: moves messages between the host's sockets and the [`Pipeline`], and
 //! sleeps in one `poll` until a socket or the pipeline's next deadline needs attention.
+//!
+//! Every host call costs a trip across the sandbox boundary, and a call carries 50 media
+//! messages a second, so the glue keeps its pollables for as long as what they watch
+//! lives, keeps its timer until it fires or must fire sooner, and only reads the sockets
+//! `poll` said are ready: about five host calls per media message.
 
 use std::collections::VecDeque;
 
@@ -13,11 +18,28 @@ use crate::settings::Settings;
 
 struct VoicePipeline;
 
-/// The Deepgram leg as the glue holds it.
+/// The Deepgram leg as the glue holds it. Each pollable is declared before what it
+/// watches: a child resource must be dropped before its parent.
 enum Upstream {
     None,
-    Connecting(FutureConnection),
-    Open(Connection),
+    Connecting { ready: Pollable, future: FutureConnection },
+    Open { ready: Pollable, connection: Connection },
+}
+
+impl Upstream {
+    fn connecting(future: FutureConnection) -> Self {
+        Upstream::Connecting { ready: future.subscribe(), future }
+    }
+
+    fn open(connection: Connection) -> Self {
+        Upstream::Open { ready: connection.subscribe(), connection }
+    }
+}
+
+/// The pipeline's wake-up: a timer kept until it fires or a sooner deadline comes.
+struct Timer {
+    due_ms: u64,
+    ready: Pollable,
 }
 
 impl Handler for VoicePipeline {
@@ -32,17 +54,27 @@ impl Handler for VoicePipeline {
         };
         mark("pipeline.started", &[("connection_id".into(), request.connection_id)]);
         let mut pipeline = Pipeline::new(settings, switchboard_guest::bindings::wasi::clocks::monotonic_clock::now());
-        let mut glue = Glue { inbound, upstream: Upstream::None, outbox: VecDeque::new(), inbound_open: true };
+        let mut glue = Glue {
+            inbound_ready: Some(inbound.subscribe()),
+            inbound,
+            upstream: Upstream::None,
+            outbox: VecDeque::new(),
+            timer: None,
+        };
+        let mut now = now_ms();
         loop {
-            let now = now_ms();
             pipeline.on_tick(now);
             if glue.run(&mut pipeline) {
                 return;
             }
-            glue.wait(pipeline.next_deadline(), now);
-            let now = now_ms();
-            glue.drain_inbound(&mut pipeline, now);
-            glue.drain_upstream(&mut pipeline, now);
+            let ready = glue.wait(pipeline.next_deadline(), now);
+            now = now_ms();
+            if ready.inbound {
+                glue.drain_inbound(&mut pipeline, now);
+            }
+            if ready.upstream {
+                glue.drain_upstream(&mut pipeline, now);
+            }
             if glue.run(&mut pipeline) {
                 return;
             }
@@ -51,11 +83,19 @@ impl Handler for VoicePipeline {
 }
 
 struct Glue {
+    /// Watches `inbound`; `None` once the caller's side has closed.
+    inbound_ready: Option<Pollable>,
     inbound: Connection,
     upstream: Upstream,
     /// Messages for Deepgram that its send queue has not taken yet.
     outbox: VecDeque<Message>,
-    inbound_open: bool,
+    timer: Option<Timer>,
+}
+
+/// Which sources `poll` found ready.
+struct Ready {
+    inbound: bool,
+    upstream: bool,
 }
 
 impl Glue {
@@ -67,7 +107,7 @@ impl Glue {
                     self.outbox.clear();
                     let options = ConnectOptions { headers: Vec::new(), subprotocols: Vec::new(), timeout: None };
                     match connect(&url, &options) {
-                        Ok(future) => self.upstream = Upstream::Connecting(future),
+                        Ok(future) => self.upstream = Upstream::connecting(future),
                         Err(error) => {
                             self.upstream = Upstream::None;
                             pipeline.on_connect_failed(failure_of(&error), now_ms());
@@ -77,14 +117,14 @@ impl Glue {
                 Action::SendAudio(audio) => self.outbox.push_back(Message::Binary(audio)),
                 Action::SendControl(text) => self.outbox.push_back(Message::Text(text.to_owned())),
                 Action::CloseDeepgram => {
-                    if let Upstream::Open(connection) = &self.upstream {
+                    if let Upstream::Open { connection, .. } = &self.upstream {
                         let _ = connection.close(1000, "");
                     }
                     self.upstream = Upstream::None;
                 }
                 Action::Mark { name, attributes } => mark(&name, &attributes),
                 Action::Finish => {
-                    if self.inbound_open {
+                    if self.inbound_ready.is_some() {
                         let _ = self.inbound.close(1000, "call complete");
                     }
                     return true;
@@ -97,7 +137,7 @@ impl Glue {
     }
 
     fn flush_outbox(&mut self) {
-        let Upstream::Open(connection) = &self.upstream else { return };
+        let Upstream::Open { connection, .. } = &self.upstream else { return };
         while let Some(message) = self.outbox.pop_front() {
             match connection.send(&message) {
                 Ok(()) => {}
@@ -112,36 +152,49 @@ impl Glue {
     }
 
     /// Sleeps until the inbound socket, the Deepgram leg or the deadline needs attention.
-    fn wait(&self, deadline: Option<u64>, now: u64) {
-        let mut pollables: Vec<Pollable> = Vec::with_capacity(4);
-        if self.inbound_open {
-            pollables.push(self.inbound.subscribe());
-        }
-        match &self.upstream {
-            Upstream::None => {}
-            Upstream::Connecting(future) => pollables.push(future.subscribe()),
-            Upstream::Open(connection) => {
-                pollables.push(connection.subscribe());
-                if !self.outbox.is_empty() {
-                    pollables.push(connection.writable());
-                }
-            }
-        }
+    fn wait(&mut self, deadline: Option<u64>, now: u64) -> Ready {
         // Always wake at least every few seconds: KeepAlive and deadlines stay honest.
-        let sleep = deadline.map_or(5_000, |d| d.saturating_sub(now).min(5_000));
-        pollables.push(timer_ms(sleep));
-        let refs: Vec<&Pollable> = pollables.iter().collect();
-        wait_any(&refs);
+        let due = deadline.map_or(now + 5_000, |d| d.min(now + 5_000));
+        let keep = self.timer.as_ref().is_some_and(|timer| now < timer.due_ms && timer.due_ms <= due);
+        if !keep {
+            self.timer = None;
+            self.timer = Some(Timer { due_ms: due, ready: timer_ms(due.saturating_sub(now)) });
+        }
+        let writable = match &self.upstream {
+            Upstream::Open { connection, .. } if !self.outbox.is_empty() => Some(connection.writable()),
+            _ => None,
+        };
+        let mut pollables: Vec<&Pollable> = Vec::with_capacity(4);
+        let inbound_at = self.inbound_ready.as_ref().map(|ready| {
+            pollables.push(ready);
+            pollables.len() - 1
+        });
+        let upstream_at = match &self.upstream {
+            Upstream::None => None,
+            Upstream::Connecting { ready, .. } | Upstream::Open { ready, .. } => {
+                pollables.push(ready);
+                Some(pollables.len() - 1)
+            }
+        };
+        if let Some(writable) = &writable {
+            pollables.push(writable);
+        }
+        if let Some(timer) = &self.timer {
+            pollables.push(&timer.ready);
+        }
+        let ready = wait_any(&pollables);
+        let is_ready = |at: Option<usize>| at.is_some_and(|at| ready.contains(&(at as u32)));
+        Ready { inbound: is_ready(inbound_at), upstream: is_ready(upstream_at) }
     }
 
     fn drain_inbound(&mut self, pipeline: &mut Pipeline, now: u64) {
-        while self.inbound_open {
+        while self.inbound_ready.is_some() {
             match self.inbound.receive() {
                 Ok(Some(Message::Text(text))) => pipeline.on_twilio_text(&text, now),
                 Ok(Some(Message::Binary(data))) => pipeline.on_twilio_binary(data.len()),
                 Ok(None) => return,
                 Err(error) => {
-                    self.inbound_open = false;
+                    self.inbound_ready = None;
                     let (code, reason) = match error {
                         ErrorCode::Closed(frame) => (frame.code, frame.reason),
                         other => (1006, format!("{other:?}")),
@@ -153,11 +206,11 @@ impl Glue {
     }
 
     fn drain_upstream(&mut self, pipeline: &mut Pipeline, now: u64) {
-        if let Upstream::Connecting(future) = &self.upstream {
+        if let Upstream::Connecting { future, .. } = &self.upstream {
             match future.get() {
                 None => return,
                 Some(Ok(connection)) => {
-                    self.upstream = Upstream::Open(connection);
+                    self.upstream = Upstream::open(connection);
                     pipeline.on_connected(now);
                 }
                 Some(Err(error)) => {
@@ -167,7 +220,7 @@ impl Glue {
                 }
             }
         }
-        let Upstream::Open(connection) = &self.upstream else { return };
+        let Upstream::Open { connection, .. } = &self.upstream else { return };
         loop {
             match connection.receive() {
                 Ok(Some(Message::Text(text))) => pipeline.on_deepgram_text(&text, now),
