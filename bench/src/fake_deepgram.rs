@@ -1,9 +1,10 @@
 //! A lean fake of Deepgram's live endpoint over real TLS (`wss://localhost:port`): it checks
 //! the `Authorization` header, reads binary audio, times every stamped frame's trip from the
-//! caller (see [`crate::stamp`]), counts `KeepAlive`/`CloseStream`, and answers `CloseStream`
-//! with `Metadata` and a normal close, as Deepgram does. It does no recognition: the bench
-//! measures transport, and the fake must cost as little as possible beside the system under
-//! test.
+//! caller (see [`crate::stamp`]), sends a final `Results` (empty transcript) after every
+//! second of audio as Deepgram does while nobody speaks, counts `KeepAlive`/`CloseStream`,
+//! and answers `CloseStream` with `Metadata` and a normal close. It does no recognition:
+//! the bench measures transport, and the fake must cost as little as possible beside the
+//! system under test.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,6 +25,9 @@ use crate::stamp::{FRAME_BYTES, Stamp, now_ns};
 
 /// Longest latency the histograms hold, microseconds (60 s).
 const MAX_LATENCY_US: u64 = 60_000_000;
+
+/// Audio between two final results, bytes (one second of mu-law).
+const FINAL_EVERY_BYTES: u64 = 8_000;
 
 /// What Deepgram sends before closing a stream.
 const METADATA: &str = r#"{"type":"Metadata","transaction_key":"deprecated","request_id":"00000000-0000-0000-0000-000000000000","channels":1,"duration":0.0}"#;
@@ -269,9 +273,17 @@ impl Session {
         };
         lock(&self.recorder.seen).connections += 1;
         let (mut sink, mut stream) = socket.split();
+        let (mut audio_bytes, mut finalized_bytes) = (0u64, 0u64);
         while let Some(message) = stream.next().await {
             match message? {
-                Message::Binary(data) => self.recorder.audio(&data),
+                Message::Binary(data) => {
+                    self.recorder.audio(&data);
+                    audio_bytes += data.len() as u64;
+                    if audio_bytes - finalized_bytes >= FINAL_EVERY_BYTES {
+                        sink.send(Message::Text(final_result(finalized_bytes, audio_bytes).into())).await?;
+                        finalized_bytes = audio_bytes;
+                    }
+                }
                 Message::Text(text) if text.contains("\"KeepAlive\"") => lock(&self.recorder.seen).keepalives += 1,
                 Message::Text(text) if text.contains("\"CloseStream\"") => {
                     lock(&self.recorder.seen).close_streams += 1;
@@ -286,9 +298,27 @@ impl Session {
     }
 }
 
+/// A final `Results` covering audio bytes `from..to` of the stream, with no words.
+fn final_result(from: u64, to: u64) -> String {
+    let seconds = |bytes: u64| bytes as f64 / 8_000.0;
+    format!(
+        r#"{{"type":"Results","channel_index":[0,1],"start":{:.3},"duration":{:.3},"is_final":true,"speech_final":false,"channel":{{"alternatives":[{{"transcript":"","confidence":0.0,"words":[]}}]}}}}"#,
+        seconds(from),
+        seconds(to - from)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_final_result_covers_the_audio_since_the_last() -> anyhow::Result<()> {
+        let result: serde_json::Value = serde_json::from_str(&final_result(8_000, 20_000))?;
+        assert_eq!((result["start"].as_f64(), result["duration"].as_f64()), (Some(1.0), Some(1.5)));
+        assert_eq!(result["is_final"], true);
+        Ok(())
+    }
 
     #[test]
     fn a_frame_set_counts_distinct_frames() {

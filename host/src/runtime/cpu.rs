@@ -86,36 +86,38 @@ impl CpuMeter {
         u64::try_from(self.inner.origin.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
     }
 
-    /// The guest starts (or resumes) executing.
-    fn start_stretch(&self) {
-        self.inner.running_since.store(self.now(), Ordering::Relaxed);
+    /// The guest starts (or resumes) executing at `now`.
+    fn start_stretch(&self, now: u64) {
+        self.inner.running_since.store(now, Ordering::Relaxed);
     }
 
-    /// The guest stops executing: its stretch is added to both counters.
-    fn end_stretch(&self) {
+    /// The guest stops executing at `now`: its stretch is added to both counters.
+    fn end_stretch(&self, now: u64) {
         let since = self.inner.running_since.swap(0, Ordering::Relaxed);
         if since != 0 {
-            let elapsed = self.now().saturating_sub(since);
+            let elapsed = now.saturating_sub(since);
             self.inner.burst.fetch_add(elapsed, Ordering::Relaxed);
             self.inner.total.fetch_add(elapsed, Ordering::Relaxed);
         }
     }
 
-    /// Feeds a guest/host transition (from `Store::call_hook`).
+    /// Feeds a guest/host transition (from `Store::call_hook`). Runs several times per
+    /// message a guest handles, so it reads the clock once.
     pub fn on_transition(&self, hook: CallHook) {
+        let now = self.now();
         match hook {
-            CallHook::CallingWasm => self.start_stretch(),
-            CallHook::ReturningFromWasm => self.end_stretch(),
+            CallHook::CallingWasm => self.start_stretch(now),
+            CallHook::ReturningFromWasm => self.end_stretch(now),
             CallHook::CallingHost => {
-                self.end_stretch();
-                self.inner.in_host_since.store(self.now(), Ordering::Relaxed);
+                self.end_stretch(now);
+                self.inner.in_host_since.store(now, Ordering::Relaxed);
             }
             CallHook::ReturningFromHost => {
                 let since = self.inner.in_host_since.swap(0, Ordering::Relaxed);
-                if since != 0 && self.now().saturating_sub(since) >= WAIT_THRESHOLD.as_nanos() as u64 {
+                if since != 0 && now.saturating_sub(since) >= WAIT_THRESHOLD.as_nanos() as u64 {
                     self.inner.burst.store(0, Ordering::Relaxed);
                 }
-                self.start_stretch();
+                self.start_stretch(now);
             }
         }
     }
@@ -123,7 +125,7 @@ impl CpuMeter {
     /// Called at an epoch tick while the guest executes: counts the stretch so far and
     /// checks the budgets. On `Ok` the caller yields and then calls [`CpuMeter::resume`].
     pub fn check_at_tick(&self) -> Result<(), CpuBudgetExceeded> {
-        self.end_stretch();
+        self.end_stretch(self.now());
         let burst = Duration::from_nanos(self.inner.burst.load(Ordering::Relaxed));
         let total = Duration::from_nanos(self.inner.total.load(Ordering::Relaxed));
         let verdict = if burst > self.inner.burst_limit {
@@ -144,7 +146,7 @@ impl CpuMeter {
     /// or a guest that never waits would have its burst reset at every tick.
     pub fn resume(&self) {
         self.inner.in_host_since.store(0, Ordering::Relaxed);
-        self.start_stretch();
+        self.start_stretch(self.now());
     }
 
     /// Whether a budget was exceeded (the reason the instance trapped).
