@@ -119,7 +119,7 @@ fn main() -> anyhow::Result<()> {
         core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(run(cli, Machine::here(system_cpus, harness_cpu)))
+    runtime.block_on(run(cli, Machine::here(cores, system_cpus, harness_cpu)))
 }
 
 async fn run(cli: Cli, machine: Machine) -> anyhow::Result<()> {

@@ -32,7 +32,7 @@ pub struct Report {
 pub struct Machine {
     /// CPU model from `/proc/cpuinfo`.
     pub cpu: String,
-    /// Cores available.
+    /// Cores on the machine.
     pub cores: usize,
     /// CPUs the systems under test were pinned to.
     pub system_cpus: Option<String>,
@@ -42,12 +42,11 @@ pub struct Machine {
 
 impl Machine {
     /// This machine.
-    pub fn here(system_cpus: Option<String>, harness_cpu: Option<usize>) -> Self {
+    pub fn here(cores: usize, system_cpus: Option<String>, harness_cpu: Option<usize>) -> Self {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|info| info.lines().find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned())))
             .unwrap_or_else(|| "unknown".to_owned());
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Machine { cpu, cores, system_cpus, harness_cpu }
     }
 }
@@ -175,12 +174,12 @@ impl Report {
             };
             let _ = writeln!(out, "| {} | {} | {met} |", target.name, target.measured);
         }
-        let _ = writeln!(out, "\nEvery trial:\n\n| system | calls | p50 | p99 | max | lost | failed | CPU s/call-min | RSS/call | harness lateness | pass |\n|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "\nEvery trial:\n\n| system | calls | p50 | p99 | max | lost | failed | CPU s/call-min | RSS/call | harness CPU | pass |\n|---|---|---|---|---|---|---|---|---|---|---|");
         for search in &self.searches {
             for t in &search.trials {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.0} KiB | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.0} KiB | {:.0}% | {} |",
                     search.system.label(),
                     t.calls,
                     ms(t.latency.p50_us),
@@ -190,7 +189,7 @@ impl Report {
                     t.failed_calls,
                     t.cpu_per_call_minute,
                     t.rss_per_call_bytes as f64 / 1024.0,
-                    ms(t.harness_lateness_us),
+                    t.harness_cpu_share * 100.0,
                     if t.passed { "yes" } else { "no" },
                 );
             }
@@ -202,7 +201,7 @@ impl Report {
 /// A one-line summary of a trial, for progress output.
 pub fn trial_line(t: &Trial) -> String {
     format!(
-        "{:<18} {:>5} calls: p50 {:>8} p99 {:>8} max {:>8}  lost {:>5}  failed {:>3}  CPU {:.3} s/call-min  RSS {:>4.0} KiB/call  harness late {:>8}  {}",
+        "{:<18} {:>5} calls: p50 {:>8} p99 {:>8} max {:>8}  lost {:>5}  failed {:>3}  CPU {:.3} s/call-min  RSS {:>4.0} KiB/call  harness CPU {:>3.0}%  {}",
         t.system.label(),
         t.calls,
         ms(t.latency.p50_us),
@@ -212,7 +211,7 @@ pub fn trial_line(t: &Trial) -> String {
         t.failed_calls,
         t.cpu_per_call_minute,
         t.rss_per_call_bytes as f64 / 1024.0,
-        ms(t.harness_lateness_us),
+        t.harness_cpu_share * 100.0,
         if t.passed { "pass" } else { "FAIL" },
     )
 }

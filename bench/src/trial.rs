@@ -104,9 +104,12 @@ pub struct Trial {
     pub rss_loaded_bytes: u64,
     /// Their difference per call, bytes.
     pub rss_per_call_bytes: u64,
-    /// How far behind schedule the slowest caller sent a frame, us (a large value means the
-    /// load generator itself could not keep up).
+    /// How far behind schedule the slowest caller sent a frame, us (late callers mean a
+    /// busy harness or a system that stopped reading).
     pub harness_lateness_us: u64,
+    /// Share of its core the harness (callers and fake Deepgram) used over the window: near
+    /// 1.0 the load generator itself is the limit and the trial says little of the system.
+    pub harness_cpu_share: f64,
     /// The first few errors seen.
     pub errors: Vec<String>,
 }
@@ -133,10 +136,12 @@ pub async fn run(system: System, calls: u32, environment: &Environment, deepgram
     }
     tokio::time::sleep_until(window_start).await;
     let cpu_before = procfs::cpu_seconds(running.pid)?;
+    let harness_before = procfs::cpu_seconds(std::process::id())?;
     tokio::time::sleep_until(window_start + phases.measure / 2).await;
     let rss_loaded = procfs::rss_bytes(running.pid)?;
     tokio::time::sleep_until(window_end).await;
     let cpu_seconds = procfs::cpu_seconds(running.pid)? - cpu_before;
+    let harness_cpu_share = (procfs::cpu_seconds(std::process::id())? - harness_before) / phases.measure.as_secs_f64();
 
     let mut reports: Vec<CallReport> = Vec::with_capacity(calls as usize);
     while let Some(report) = callers.join_next().await {
@@ -176,6 +181,7 @@ pub async fn run(system: System, calls: u32, environment: &Environment, deepgram
         rss_loaded_bytes: rss_loaded,
         rss_per_call_bytes: rss_loaded.saturating_sub(rss_idle) / u64::from(calls.max(1)),
         harness_lateness_us: reports.iter().map(|r| r.max_lateness.as_micros() as u64).max().unwrap_or(0),
+        harness_cpu_share,
         errors,
     })
 }
