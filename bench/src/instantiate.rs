@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use switchboard::runtime::state::CallState;
 use switchboard::runtime::{EngineSettings, LoadedComponent, Runtime, Sandbox};
 use switchboard::timeline::{CallId, Timeline};
 use wasmtime::component::Component;
@@ -24,6 +25,8 @@ pub struct Figures {
     pub p99_us: f64,
     /// Dropping the store (and returning the slot), median.
     pub drop_p50_us: f64,
+    /// Of the creation: building the call's host state (WASI context, meters), median.
+    pub state_p50_us: f64,
 }
 
 /// Pooling against on-demand.
@@ -57,6 +60,7 @@ async fn measure(pooling: bool, iterations: u32) -> anyhow::Result<Figures> {
 
     let mut create = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3)?;
     let mut teardown = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3)?;
+    let mut state = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3)?;
     let warmup = 200;
     for i in 0..warmup + iterations {
         let call = timeline.start_call(CallId(u64::from(i)));
@@ -66,7 +70,12 @@ async fn measure(pooling: bool, iterations: u32) -> anyhow::Result<Figures> {
         let dropping = Instant::now();
         drop(store);
         let dropped = dropping.elapsed();
+        let building = Instant::now();
+        let call_state = CallState::new(loaded.sandbox().clone(), timeline.start_call(CallId(u64::from(i) + 1_000_000)));
+        let built = building.elapsed();
+        drop(call_state);
         if i >= warmup {
+            state.record(built.as_nanos().max(1) as u64)?;
             create.record(created.as_nanos() as u64)?;
             teardown.record(dropped.as_nanos() as u64)?;
         }
@@ -77,5 +86,6 @@ async fn measure(pooling: bool, iterations: u32) -> anyhow::Result<Figures> {
         p50_us: us(&create, 0.5),
         p99_us: us(&create, 0.99),
         drop_p50_us: us(&teardown, 0.5),
+        state_p50_us: us(&state, 0.5),
     })
 }

@@ -70,10 +70,14 @@ impl Drop for RunningSystem {
 }
 
 impl RunningSystem {
-    /// Stops the process and waits for it.
+    /// Stops the process as an operator would (SIGTERM: Switchboard drains and flushes
+    /// its call store), killing it if it is still there after five seconds.
     pub async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
+        let _ = tokio::process::Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().await;
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await.is_err() {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
     }
 }
 

@@ -61,7 +61,14 @@ pub async fn run<S>(
             .await;
             let verdict = match outcome {
                 Ok(()) => {
-                    timeline.host("guest.returned", &[("cpu_ms", format!("{:.3}", store.data().cpu.total().as_secs_f64() * 1e3))]);
+                    let state = store.data();
+                    timeline.host(
+                        "guest.returned",
+                        &[
+                            ("cpu_ms", format!("{:.3}", state.cpu.total().as_secs_f64() * 1e3)),
+                            ("memory_kib", (state.limiter.largest() / 1024).to_string()),
+                        ],
+                    );
                     (1000, "")
                 }
                 Err(error) => {

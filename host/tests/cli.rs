@@ -202,3 +202,84 @@ async fn calls_lists_and_shows_stored_calls_with_the_cause_first() {
     assert_eq!(first, "FAILED on the deepgram leg: Deepgram rejected the connection: HTTP 401 Invalid credentials.", "{stdout}");
     assert!(stdout.contains("deepgram.rejected") && stdout.contains("call.closed"), "{stdout}");
 }
+
+/// SIGTERM on the real process, mid-call: new connections are refused, the live call gets
+/// the drain deadline, then its caller is closed with 1001, Deepgram gets `CloseStream`
+/// and finalizes everything it received, the store records zero lost bytes, and the
+/// process exits cleanly.
+#[tokio::test]
+async fn sigterm_mid_call_drains_closes_1001_and_loses_nothing() {
+    use std::time::Duration;
+    use switchboard_sim::deepgram::DeepgramSim;
+    use switchboard_sim::tls::TestCa;
+    use switchboard_sim::twilio::TwilioCall;
+
+    let ca = TestCa::new().expect("test CA");
+    let deepgram = DeepgramSim::new()
+        .tls(ca.server_config().expect("server TLS"))
+        .expect_token("term-key")
+        .start()
+        .await
+        .expect("Deepgram simulator");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let quote = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+    let config = write(
+        &dir,
+        "serve.toml",
+        &format!(
+            "listen = \"127.0.0.1:{port}\"\ndrain_timeout_ms = 500\ndata_dir = {data}\n\
+             [[routes]]\npath = \"/twilio/media\"\ncomponent = \"voice\"\n\
+             [components.voice]\nbuiltin = \"voice-pipeline\"\nallow_outbound = [{origin}]\nextra_ca_certs = [{ca}]\n\
+             [components.voice.settings]\ndeepgram_url = {url}\n\
+             [[components.voice.secret_headers]]\nhost = \"localhost\"\nname = \"Authorization\"\nvalue = \"Token ${{TERM_KEY}}\"\n",
+            data = quote(&dir.path().join("data").display().to_string()),
+            origin = quote(&deepgram.origin()),
+            ca = quote(&ca.pem_path().display().to_string()),
+            url = quote(&deepgram.listen_url()),
+        ),
+    );
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--config", &config])
+        .env("TERM_KEY", "term-key")
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("switchboard serve starts");
+    let url = format!("ws://127.0.0.1:{port}/twilio/media");
+    let mut listening = false;
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            listening = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(listening, "serve listens");
+
+    // A 13 s call, cut short by SIGTERM once audio flows.
+    let call = tokio::spawn(TwilioCall::new(&url).audio(switchboard::demo::CALLER_SPEECH.to_vec()).sids("CATERM", "MZTERM").run());
+    deepgram
+        .wait_until(Duration::from_secs(30), "audio flowing", |d| d.sessions().first().is_some_and(|s| s.audio.len() > 8_000))
+        .await
+        .expect("audio reaches Deepgram");
+    let pid = server.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    assert!(killed.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(TwilioCall::new(&url).audio(vec![0xFF; 160]).run().await.is_err(), "new connections are refused while draining");
+
+    // The simulated caller reports the close as an error: it was still sending.
+    let _ = call.await.expect("join");
+    let status = tokio::time::timeout(Duration::from_secs(30), server.wait()).await.expect("exits in time").expect("wait");
+    assert!(status.success(), "{status:?}");
+
+    let session = &deepgram.sessions()[0];
+    assert_eq!(session.controls.last().map(String::as_str), Some("CloseStream"), "{:?}", session.controls);
+    assert_eq!(session.finalized, session.audio.len(), "everything Deepgram got was finalized");
+    assert_eq!(session.audio, switchboard::demo::CALLER_SPEECH[..session.audio.len()], "in order, unaltered");
+    let db = dir.path().join("data/calls.db").display().to_string();
+    let shown = switchboard(&["calls", "--db", &db, "show", "CATERM"]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("lost_bytes=0") && shown.contains("code=1001"), "{shown}");
+}

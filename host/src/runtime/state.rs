@@ -91,6 +91,7 @@ impl WasiView for CallState {
 pub struct MemoryLimiter {
     max_bytes: usize,
     hit: bool,
+    largest: usize,
 }
 
 /// Table elements an instance may grow to.
@@ -98,7 +99,13 @@ const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 impl MemoryLimiter {
     fn new(max_bytes: usize) -> Self {
-        MemoryLimiter { max_bytes, hit: false }
+        MemoryLimiter { max_bytes, hit: false, largest: 0 }
+    }
+
+    /// The largest size any of the instance's linear memories reached, bytes (reserved
+    /// by the guest, not necessarily touched).
+    pub fn largest(&self) -> usize {
+        self.largest
     }
 
     /// Whether a growth was refused.
@@ -108,11 +115,13 @@ impl MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.hit = true;
+            self.largest = self.largest.max(current);
             return Ok(false);
         }
+        self.largest = self.largest.max(desired);
         Ok(true)
     }
 
