@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests, the end-to-end suite on loopback (the dashboard in
-# headless Chromium included), the Autobahn conformance cases, and clippy with warnings
-# as errors. Builds the guest components itself and installs what it needs
+# headless Chromium included), the Autobahn conformance cases, a fuzz smoke run, and
+# clippy with warnings as errors. Builds the guest components itself and installs what it needs
 # (wasm32-wasip2, Chromium, the kosoku runner).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,6 +12,9 @@ trap 'rm -f "$log"' EXIT
 cargo test --locked --workspace 2>&1 | tee "$log"
 # WebSocket conformance (Autobahn sections 1-7, 10) of the inbound server and outbound client.
 scripts/autobahn.sh
+# A short fuzz run of the voice pipeline's parsers and state machine from the kept corpora
+# (the host parsers' corpora are replayed by host/tests/fuzz_corpora.rs).
+scripts/fuzz.sh --smoke
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

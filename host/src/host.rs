@@ -21,8 +21,10 @@ use crate::timeline::Timeline;
 /// After the drain deadline closes live calls, how long the host waits for them to end.
 pub const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Calls whose markers stay in memory.
-pub const RETAINED_CALLS: usize = 10_000;
+/// Calls whose markers stay in memory for the in-process API ([`Switchboard::timeline`]);
+/// the call store keeps every call, and the HTTP API reads from it. Each retained call
+/// costs a few KiB, so this bounds the host's memory under a steady stream of calls.
+pub const RETAINED_CALLS: usize = 1_000;
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
