@@ -33,10 +33,10 @@ pub fn draw(searches: &[Search], path: &Path) -> anyhow::Result<()> {
         .map_err(plot_error)?;
     let limit_ms = P99_LIMIT_US as f64 / 1_000.0;
     chart
-        .draw_series(LineSeries::new([(0, limit_ms), (max_calls + max_calls / 20, limit_ms)], BLACK.mix(0.4).stroke_width(1)))
+        .draw_series(LineSeries::new([(0, limit_ms), (max_calls + max_calls / 20, limit_ms)], BLACK.mix(0.7).stroke_width(2)))
         .map_err(plot_error)?
         .label("p99 limit, 20 ms")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.7).stroke_width(2)));
     let colours = [RGBColor(200, 40, 40), RGBColor(30, 90, 200), RGBColor(40, 150, 60)];
     for (search, colour) in searches.iter().zip(colours) {
         let p99: Vec<(u32, f64)> = search.trials.iter().map(|t| (t.calls, (t.latency.p99_us as f64 / 1_000.0).max(0.05))).collect();

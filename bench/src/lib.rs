@@ -7,6 +7,7 @@ pub mod caller;
 pub mod chart;
 pub mod fake_deepgram;
 pub mod instantiate;
+pub mod neighbours;
 pub mod procfs;
 pub mod report;
 pub mod search;

@@ -16,7 +16,7 @@ use switchboard_bench::fake_deepgram::FakeDeepgram;
 use switchboard_bench::report::{Machine, Report, trial_line};
 use switchboard_bench::soak::{self, SoakPlan};
 use switchboard_bench::sut::{self, Environment, System};
-use switchboard_bench::trial::Phases;
+use switchboard_bench::trial::{self, Phases};
 use switchboard_bench::{chart, instantiate, search};
 use switchboard_sim::tls::TestCa;
 
@@ -52,6 +52,19 @@ enum Command {
     Compare(CompareArgs),
     /// N calls for M minutes through one system: memory over time, frames lost, errors.
     Soak(SoakArgs),
+    /// Switchboard's calls alone, then beside hostile guests (loop, memory bomb, trap,
+    /// connect storm, oversize message): do they keep their latency and lose nothing?
+    Neighbours {
+        /// Measured calls.
+        #[arg(long, default_value_t = 200)]
+        calls: u32,
+        /// Concurrent attackers, each opening one hostile call after another.
+        #[arg(long, default_value_t = 2)]
+        attackers: u32,
+        /// Measurement window, seconds.
+        #[arg(long, default_value_t = 20)]
+        measure_secs: u64,
+    },
     /// Instantiation time of the voice-pipeline component, pooling vs on-demand.
     Instantiate {
         /// Instances to time per strategy.
@@ -150,6 +163,7 @@ async fn run(cli: Cli, machine: Machine) -> anyhow::Result<()> {
         bin_dir,
         node_relay_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node-relay"),
         cpus: machine.system_cpus.clone(),
+        hostile_wasm: matches!(command, Command::Neighbours { .. }).then(|| env!("GUEST_HOSTILE_GUEST").to_owned()),
     };
     println!("machine: {} ({} cores); systems on CPU {:?}, harness on CPU {:?}", machine.cpu, machine.cores, machine.system_cpus, machine.harness_cpu);
 
@@ -206,6 +220,25 @@ async fn run(cli: Cli, machine: Machine) -> anyhow::Result<()> {
             anyhow::ensure!(report.frames_lost == 0 && report.failed_calls == 0, "the soak lost frames or calls");
         }
         Command::Compare(args) => compare(args, machine, &environment, &deepgram, &out).await?,
+        Command::Neighbours { calls, attackers, measure_secs } => {
+            let phases = Phases {
+                ramp_per_call: Duration::from_millis(4),
+                min_ramp: Duration::from_secs(1),
+                warmup: Duration::from_secs(3),
+                measure: Duration::from_secs(measure_secs),
+            };
+            println!("== {calls} calls through Switchboard alone, then beside {attackers} attackers");
+            let alone = trial::run_beside(System::Switchboard, calls, 0, &environment, &deepgram, phases).await?;
+            println!("{}", trial_line(&alone));
+            let beside = trial::run_beside(System::Switchboard, calls, attackers, &environment, &deepgram, phases).await?;
+            println!("{}", trial_line(&beside));
+            if let Some(attacks) = &beside.attacks {
+                println!("hostile calls: {} ({})", attacks.total(), serde_json::to_string(&attacks.outcomes)?);
+            }
+            let path = out.join("neighbours.json");
+            std::fs::write(&path, serde_json::to_string_pretty(&serde_json::json!({ "alone": alone, "beside": beside }))?)?;
+            println!("written: {}", path.display());
+        }
         Command::Instantiate { .. } => unreachable!("handled above"),
     }
     Ok(())

@@ -52,6 +52,9 @@ pub struct Environment {
     pub node_relay_dir: PathBuf,
     /// `taskset` CPU list for the system under test, if pinned.
     pub cpus: Option<String>,
+    /// The hostile test guest, served beside the voice pipeline on `/hostile/<mode>` when
+    /// set (the neighbours benchmark).
+    pub hostile_wasm: Option<String>,
 }
 
 /// A started system.
@@ -114,7 +117,11 @@ pub async fn start(system: System, environment: &Environment, max_calls: u32) ->
     let path = match system {
         System::Switchboard => {
             let config = environment.work_dir.join("switchboard.toml");
-            std::fs::write(&config, switchboard_config(environment, &listen, max_calls))?;
+            let mut toml = switchboard_config(environment, &listen, max_calls);
+            if let Some(wasm) = &environment.hostile_wasm {
+                toml.push_str(&crate::neighbours::routes(wasm, &environment.deepgram_url));
+            }
+            std::fs::write(&config, toml)?;
             command
                 .arg(environment.bin_dir.join("switchboard"))
                 .args(["serve", "--config"])

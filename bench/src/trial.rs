@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::caller::{self, CallPlan, CallReport, FRAME_INTERVAL};
 use crate::fake_deepgram::FakeDeepgram;
+use crate::neighbours::{self, Attacks};
 use crate::procfs;
 use crate::stamp::now_ns;
 use crate::sut::{self, Environment, System};
@@ -112,10 +113,25 @@ pub struct Trial {
     pub harness_cpu_share: f64,
     /// The first few errors seen.
     pub errors: Vec<String>,
+    /// Hostile calls placed beside the measured ones, if any.
+    pub attacks: Option<Attacks>,
 }
 
 /// Runs one trial of `calls` concurrent calls through a fresh `system`.
 pub async fn run(system: System, calls: u32, environment: &Environment, deepgram: &FakeDeepgram, phases: Phases) -> anyhow::Result<Trial> {
+    run_beside(system, calls, 0, environment, deepgram, phases).await
+}
+
+/// The same, with `attackers` placing hostile calls for the whole trial (Switchboard with
+/// the hostile guest configured; see [`crate::neighbours`]).
+pub async fn run_beside(
+    system: System,
+    calls: u32,
+    attackers: u32,
+    environment: &Environment,
+    deepgram: &FakeDeepgram,
+    phases: Phases,
+) -> anyhow::Result<Trial> {
     let running = sut::start(system, environment, calls + 16).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_idle = procfs::rss_bytes(running.pid)?;
@@ -129,6 +145,8 @@ pub async fn run(system: System, calls: u32, environment: &Environment, deepgram
     let to_ns = |at: Instant| now_ns() + at.saturating_duration_since(Instant::now()).as_nanos() as u64;
     let recorder = deepgram.record(to_ns(window_start), to_ns(window_end));
 
+    let base_url = running.url.trim_end_matches("/twilio/media").to_owned();
+    let attacks = (attackers > 0).then(|| tokio::spawn(neighbours::attack(base_url, attackers, window_end)));
     let mut callers = JoinSet::new();
     for call in 0..calls {
         let connect_at = start + ramp.mul_f64(f64::from(call) / f64::from(calls));
@@ -147,6 +165,10 @@ pub async fn run(system: System, calls: u32, environment: &Environment, deepgram
     while let Some(report) = callers.join_next().await {
         reports.push(report?);
     }
+    let attacks = match attacks {
+        Some(task) => Some(task.await?),
+        None => None,
+    };
     recorder.wait_closed(Duration::from_secs(20)).await;
     running.stop().await;
     let seen = recorder.snapshot();
@@ -183,5 +205,6 @@ pub async fn run(system: System, calls: u32, environment: &Environment, deepgram
         harness_lateness_us: reports.iter().map(|r| r.max_lateness.as_micros() as u64).max().unwrap_or(0),
         harness_cpu_share,
         errors,
+        attacks,
     })
 }

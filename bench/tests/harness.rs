@@ -32,6 +32,7 @@ async fn a_trial_through_the_native_relay_delivers_and_counts_every_frame() -> a
         bin_dir: native.parent().map(PathBuf::from).unwrap_or_default(),
         node_relay_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node-relay"),
         cpus: None,
+        hostile_wasm: None,
     };
     let phases = Phases {
         ramp_per_call: Duration::from_millis(10),
