@@ -119,7 +119,10 @@ pub struct Seen {
     pub connections: u64,
     /// Handshakes refused for a missing or wrong `Authorization`.
     pub unauthorized: u64,
-    /// Connections that failed (TLS, protocol), with why; the first few.
+    /// Connections that ended before their WebSocket handshake completed (a TLS handshake
+    /// cut off, say): not a call's failure, but counted.
+    pub aborted_handshakes: u64,
+    /// Established connections that failed (protocol, reset), with why; the first few.
     pub errors: Vec<String>,
     /// How many failed in all.
     pub error_count: u64,
@@ -172,6 +175,7 @@ impl Recorder {
                 close_streams: 0,
                 connections: 0,
                 unauthorized: 0,
+                aborted_handshakes: 0,
                 errors: Vec::new(),
                 error_count: 0,
             }),
@@ -253,7 +257,10 @@ impl Session {
 
     async fn serve(&self, tcp: TcpStream) -> anyhow::Result<()> {
         tcp.set_nodelay(true)?;
-        let tls = self.acceptor.accept(tcp).await?;
+        let Ok(tls) = self.acceptor.accept(tcp).await else {
+            lock(&self.recorder.seen).aborted_handshakes += 1;
+            return Ok(());
+        };
         let expected = self.expected.as_str();
         let recorder = &self.recorder;
         #[allow(clippy::result_large_err)] // the error type is tungstenite's
@@ -268,8 +275,14 @@ impl Session {
                 Err(refusal)
             }
         };
-        let Ok(socket) = tokio_tungstenite::accept_hdr_async(tls, check).await else {
-            return Ok(()); // refused (counted) or a broken handshake (the relay reports it)
+        let socket = match tokio_tungstenite::accept_hdr_async(tls, check).await {
+            Ok(socket) => socket,
+            // Refused for its key (counted above), or cut off.
+            Err(tokio_tungstenite::tungstenite::Error::Http(_)) => return Ok(()),
+            Err(_) => {
+                lock(&self.recorder.seen).aborted_handshakes += 1;
+                return Ok(());
+            }
         };
         lock(&self.recorder.seen).connections += 1;
         let (mut sink, mut stream) = socket.split();

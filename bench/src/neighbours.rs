@@ -11,6 +11,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// The misbehaviours, in the order attackers cycle through them. All but `oversize` are
 /// modes of the hostile guest, served on `/hostile/<mode>`.
@@ -88,7 +90,7 @@ async fn one_attack(base: &str, mode: &str) -> i32 {
                 Ok(Message::Close(frame)) => return frame.map_or(0, |f| i32::from(u16::from(f.code))),
                 // A report (connect-storm): the guest now waits for the caller to hang up.
                 Ok(Message::Text(_)) => {
-                    let _ = socket.close(None).await;
+                    let _ = socket.close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() })).await;
                 }
                 Ok(_) => {}
                 Err(_) => return 0,
