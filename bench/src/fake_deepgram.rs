@@ -209,11 +209,11 @@ impl Recorder {
         true
     }
 
-    fn audio(&self, data: &[u8]) {
+    /// Whole frames, in order.
+    fn audio(&self, frames: &[u8]) {
         let now = now_ns();
         let mut seen = lock(&self.seen);
-        let mut chunks = data.chunks_exact(FRAME_BYTES);
-        for chunk in &mut chunks {
+        for chunk in frames.chunks_exact(FRAME_BYTES) {
             let Some(stamp) = Stamp::read(chunk) else { continue };
             let micros = (now.saturating_sub(stamp.sent_ns) / 1_000).clamp(1, MAX_LATENCY_US);
             if stamp.seq == 0 {
@@ -227,7 +227,6 @@ impl Recorder {
                 seen.duplicates += 1;
             }
         }
-        seen.stray_bytes += chunks.remainder().len() as u64;
     }
 
     fn failed(&self, why: String) {
@@ -287,14 +286,40 @@ impl Session {
         lock(&self.recorder.seen).connections += 1;
         let (mut sink, mut stream) = socket.split();
         let (mut audio_bytes, mut finalized_bytes) = (0u64, 0u64);
+        // Audio is a byte stream: a relay may split it into messages anywhere (the voice
+        // pipeline sends a backlog in messages of up to 250 ms), so frames are cut from
+        // the stream, not from each message.
+        let mut partial: Vec<u8> = Vec::with_capacity(FRAME_BYTES);
+        let outcome = self.read_loop(&mut sink, &mut stream, &mut partial, &mut audio_bytes, &mut finalized_bytes).await;
+        lock(&self.recorder.seen).stray_bytes += partial.len() as u64;
+        outcome
+    }
+
+    async fn read_loop<S, R>(&self, sink: &mut S, stream: &mut R, partial: &mut Vec<u8>, audio_bytes: &mut u64, finalized_bytes: &mut u64) -> anyhow::Result<()>
+    where
+        S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+        R: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+    {
         while let Some(message) = stream.next().await {
             match message? {
-                Message::Binary(data) => {
-                    self.recorder.audio(&data);
-                    audio_bytes += data.len() as u64;
-                    if audio_bytes - finalized_bytes >= FINAL_EVERY_BYTES {
-                        sink.send(Message::Text(final_result(finalized_bytes, audio_bytes).into())).await?;
-                        finalized_bytes = audio_bytes;
+                Message::Binary(message) => {
+                    let mut data: &[u8] = &message;
+                    if !partial.is_empty() {
+                        let take = (FRAME_BYTES - partial.len()).min(data.len());
+                        partial.extend_from_slice(&data[..take]);
+                        data = &data[take..];
+                        if partial.len() == FRAME_BYTES {
+                            self.recorder.audio(partial);
+                            partial.clear();
+                        }
+                    }
+                    let whole = data.len() / FRAME_BYTES * FRAME_BYTES;
+                    self.recorder.audio(&data[..whole]);
+                    partial.extend_from_slice(&data[whole..]);
+                    *audio_bytes += message.len() as u64;
+                    if *audio_bytes - *finalized_bytes >= FINAL_EVERY_BYTES {
+                        sink.send(Message::Text(final_result(*finalized_bytes, *audio_bytes).into())).await?;
+                        *finalized_bytes = *audio_bytes;
                     }
                 }
                 Message::Text(text) if text.contains("\"KeepAlive\"") => lock(&self.recorder.seen).keepalives += 1,

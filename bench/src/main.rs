@@ -93,6 +93,9 @@ struct CompareArgs {
     /// Warm-up after the ramp, seconds.
     #[arg(long, default_value_t = 3)]
     warmup_secs: u64,
+    /// Interleaved rounds at the reference calls (each system in turn, per round).
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Instances timed in the instantiation benchmark (0 skips it).
     #[arg(long, default_value_t = 5_000)]
     iterations: u32,
@@ -261,13 +264,30 @@ async fn compare(args: CompareArgs, machine: Machine, environment: &Environment,
         let limits = (args.start_calls, args.max_calls, args.reference_calls);
         searches.push(search::run(system, environment, deepgram, phases, limits, |t| println!("{}", trial_line(t))).await?);
     }
+    let mut reference_rounds = Vec::new();
+    for round in 1..=args.rounds {
+        println!("== round {round} of {} at {} calls", args.rounds, args.reference_calls);
+        for search in &searches {
+            let trial = trial::run(search.system, args.reference_calls, environment, deepgram, phases).await?;
+            println!("{}", trial_line(&trial));
+            reference_rounds.push(trial);
+        }
+    }
     let instantiation = if args.iterations > 0 {
         println!("== instantiation ({} instances per strategy)", args.iterations);
         Some(instantiate::run(args.iterations).await?)
     } else {
         None
     };
-    let mut report = Report { machine, phases, reference_calls: args.reference_calls, searches, instantiation, targets: Vec::new() };
+    let mut report = Report {
+        machine,
+        phases,
+        reference_calls: args.reference_calls,
+        searches,
+        reference_rounds,
+        instantiation,
+        targets: Vec::new(),
+    };
     report.check_targets();
     let markdown = report.markdown();
     println!("\n{markdown}");

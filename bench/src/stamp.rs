@@ -2,8 +2,8 @@
 //! bytes carry the call, the frame's sequence number and its send time, so the fake
 //! Deepgram can time each frame's trip and count what arrived without a shared table.
 //!
-//! The systems under test may forward several frames in one binary message, so the
-//! receiver reads every 160-byte chunk of a message.
+//! The systems under test may split and join frames into binary messages as they like, so
+//! the receiver cuts frames from each connection's byte stream.
 
 use std::sync::OnceLock;
 use std::time::Instant;

@@ -80,9 +80,13 @@ async fn the_fake_deepgram_counts_gaps_and_duplicates_and_refuses_a_wrong_key() 
 
     let (mut socket, _) = dial(KEY).await??;
     let frame = |seq| Stamp { call: 9, seq, sent_ns: now_ns() }.frame().to_vec();
-    // Frames 0, 1 and 3 in one message, 1 again, and 4 with a stray half frame.
+    // Frames 0, 1 and 3 in one message, 1 again, 5 split across two messages (the second
+    // carrying 6 as well), and 4 with a stray half frame.
     socket.send(Message::Binary([frame(0), frame(1), frame(3)].concat().into())).await?;
     socket.send(Message::Binary(frame(1).into())).await?;
+    let five = frame(5);
+    socket.send(Message::Binary(five[..100].to_vec().into())).await?;
+    socket.send(Message::Binary([five[100..].to_vec(), frame(6)].concat().into())).await?;
     socket.send(Message::Binary([frame(4), vec![0; 80]].concat().into())).await?;
     socket.send(Message::Text(r#"{"type":"KeepAlive"}"#.into())).await?;
     socket.send(Message::Text(r#"{"type":"CloseStream"}"#.into())).await?;
@@ -95,9 +99,9 @@ async fn the_fake_deepgram_counts_gaps_and_duplicates_and_refuses_a_wrong_key() 
     assert!(recorder.wait_closed(Duration::from_secs(5)).await);
 
     let seen = recorder.snapshot();
-    assert_eq!(seen.frames.get(&9).map(|f| f.count()), Some(4), "frames 0, 1, 3, 4");
+    assert_eq!(seen.frames.get(&9).map(|f| f.count()), Some(6), "frames 0, 1, 3, 4, 5, 6");
     assert_eq!((seen.duplicates, seen.stray_bytes, seen.keepalives, seen.close_streams), (1, 80, 1, 1));
     assert_eq!((seen.unauthorized, seen.connections), (1, 1));
-    assert_eq!(seen.latency_us.len(), 5);
+    assert_eq!(seen.latency_us.len(), 7);
     Ok(())
 }
