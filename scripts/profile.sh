@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Profiles one system under the benchmark's load: runs a single trial of CALLS calls
+# (default 300) through SYSTEM (switchboard, native or node; default switchboard), samples
+# the system's process with `perf record -e cpu-clock` for 10 s mid-trial, and prints where
+# its CPU time went: by binary (kernel, the system's own code, wasm JIT code, libc) and the
+# top symbols. Needs `perf` (Debian's linux-perf; installed when missing and possible).
+#
+#   scripts/profile.sh [SYSTEM] [CALLS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+system=${1:-switchboard}
+calls=${2:-300}
+if ! command -v perf >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
+  else
+    echo "profile: perf is not installed" >&2
+    exit 1
+  fi
+fi
+scripts/bench.sh --help >/dev/null # installs and builds
+out=$(mktemp -d)
+target/release/switchboard-bench compare --systems "$system" --start-calls "$calls" --max-calls "$calls" \
+  --reference-calls "$calls" --rounds 0 --iterations 0 --measure-secs 20 --out "$out" >"$out/log.txt" 2>&1 &
+bench=$!
+case "$system" in
+  switchboard) pattern="switchboard serve" ;;
+  native) pattern="native-relay --listen" ;;
+  node) pattern="node relay.js" ;;
+  *) echo "profile: unknown system $system" >&2; exit 2 ;;
+esac
+sleep 8
+pid=$(pgrep -f "$pattern" | head -1)
+perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$out/perf.data" -- sleep 10 2>/dev/null
+wait "$bench" || true
+grep "calls:" "$out/log.txt"
+echo "-- CPU by binary"
+perf report -i "$out/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -8
+echo "-- top symbols (self)"
+perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -15 | cut -c1-120
