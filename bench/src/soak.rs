@@ -13,7 +13,7 @@ use crate::caller::{self, CallPlan, FRAME_INTERVAL};
 use crate::fake_deepgram::FakeDeepgram;
 use crate::procfs;
 use crate::sut::{self, Environment, System};
-use crate::trial::Percentiles;
+use crate::trial::{Percentiles, Tally};
 
 /// What to run.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -126,22 +126,16 @@ pub async fn run(plan: SoakPlan, environment: &Environment, deepgram: &FakeDeepg
     recorder.wait_closed(Duration::from_secs(20)).await;
     running.stop().await;
     let seen = recorder.snapshot();
-    let frames_sent = reports.iter().map(|r| u64::from(r.sent)).sum();
-    let frames_lost = reports
-        .iter()
-        .map(|r| u64::from(r.sent.saturating_sub(seen.frames.get(&r.call).map_or(0, |f| f.count()))))
-        .sum();
-    let mut errors: Vec<String> = reports.iter().filter_map(|r| r.error.clone()).take(5).collect();
-    errors.extend(seen.errors.iter().take(5).cloned());
+    let tally = Tally::of(&reports, &seen);
     Ok(SoakReport {
         plan,
         samples,
         calls_done: reports.len() as u64,
-        frames_sent,
-        frames_lost,
+        frames_sent: tally.frames_sent,
+        frames_lost: tally.frames_lost,
         duplicates: seen.duplicates,
-        failed_calls: reports.iter().filter(|r| r.error.is_some()).count() as u64 + seen.unauthorized + seen.error_count,
-        errors,
+        failed_calls: tally.failed_calls,
+        errors: tally.errors,
         latency: Percentiles::of(&seen.latency_us),
     })
 }

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::caller::{self, CallPlan, CallReport, FRAME_INTERVAL};
-use crate::fake_deepgram::FakeDeepgram;
+use crate::fake_deepgram::{FakeDeepgram, Seen};
 use crate::neighbours::{self, Attacks};
 use crate::procfs;
 use crate::stamp::now_ns;
@@ -117,6 +117,36 @@ pub struct Trial {
     pub attacks: Option<Attacks>,
 }
 
+/// The callers' reports held against what the fake Deepgram saw.
+pub struct Tally {
+    /// Media messages the callers sent.
+    pub frames_sent: u64,
+    /// Distinct frames received.
+    pub frames_received: u64,
+    /// Sent and never received, summed per call.
+    pub frames_lost: u64,
+    /// Calls that failed, plus Deepgram handshakes refused and established connections broken.
+    pub failed_calls: u64,
+    /// The first few errors of each side.
+    pub errors: Vec<String>,
+}
+
+impl Tally {
+    /// Tallies `reports` against `seen`.
+    pub fn of(reports: &[CallReport], seen: &Seen) -> Self {
+        let received = |call: u32| seen.frames.get(&call).map_or(0, |f| f.count());
+        let mut errors: Vec<String> = reports.iter().filter_map(|r| r.error.clone()).take(5).collect();
+        errors.extend(seen.errors.iter().take(5).cloned());
+        Tally {
+            frames_sent: reports.iter().map(|r| u64::from(r.sent)).sum(),
+            frames_received: seen.frames.values().map(|f| u64::from(f.count())).sum(),
+            frames_lost: reports.iter().map(|r| u64::from(r.sent.saturating_sub(received(r.call)))).sum(),
+            failed_calls: reports.iter().filter(|r| r.error.is_some()).count() as u64 + seen.unauthorized + seen.error_count,
+            errors,
+        }
+    }
+}
+
 /// Runs one trial of `calls` concurrent calls through a fresh `system`.
 pub async fn run(system: System, calls: u32, environment: &Environment, deepgram: &FakeDeepgram, phases: Phases) -> anyhow::Result<Trial> {
     run_beside(system, calls, 0, environment, deepgram, phases).await
@@ -173,15 +203,7 @@ pub async fn run_beside(
     running.stop().await;
     let seen = recorder.snapshot();
 
-    let frames_sent: u64 = reports.iter().map(|r| u64::from(r.sent)).sum();
-    let frames_received: u64 = seen.frames.values().map(|f| u64::from(f.count())).sum();
-    let frames_lost: u64 = reports
-        .iter()
-        .map(|r| u64::from(r.sent.saturating_sub(seen.frames.get(&r.call).map_or(0, |f| f.count()))))
-        .sum();
-    let mut errors: Vec<String> = reports.iter().filter_map(|r| r.error.clone()).take(5).collect();
-    errors.extend(seen.errors.iter().take(5).cloned());
-    let failed_calls = reports.iter().filter(|r| r.error.is_some()).count() as u64 + seen.unauthorized + seen.error_count;
+    let Tally { frames_sent, frames_received, frames_lost, failed_calls, errors } = Tally::of(&reports, &seen);
     let latency = Percentiles::of(&seen.latency_us);
     let passed = failed_calls == 0 && frames_lost == 0 && latency.count > 0 && latency.p99_us <= P99_LIMIT_US;
     let call_minutes = f64::from(calls) * phases.measure.as_secs_f64() / 60.0;

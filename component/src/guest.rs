@@ -157,7 +157,6 @@ impl Glue {
         let due = deadline.map_or(now + 5_000, |d| d.min(now + 5_000));
         let keep = self.timer.as_ref().is_some_and(|timer| now < timer.due_ms && timer.due_ms <= due);
         if !keep {
-            self.timer = None;
             self.timer = Some(Timer { due_ms: due, ready: timer_ms(due.saturating_sub(now)) });
         }
         let writable = match &self.upstream {
