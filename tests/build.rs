@@ -1,7 +1,15 @@
 //! Builds the test guest components and exposes their paths as `GUEST_<NAME>`.
 
 fn main() {
-    match guest_build::build(&["echo-guest", "relay-guest", "hostile-guest", "versioned-v1-guest", "versioned-v2-guest", "autobahn-guest", "voice-pipeline"]) {
+    match guest_build::build(&[
+        "echo-guest",
+        "relay-guest",
+        "hostile-guest",
+        "versioned-v1-guest",
+        "versioned-v2-guest",
+        "autobahn-guest",
+        "voice-pipeline",
+    ]) {
         Ok(built) => guest_build::export_paths(&built),
         Err(error) => {
             eprintln!("{error}");

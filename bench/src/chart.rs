@@ -11,10 +11,7 @@ use crate::trial::P99_LIMIT_US;
 /// Draws `searches` into an SVG file at `path`.
 pub fn draw(searches: &[Search], path: &Path) -> anyhow::Result<()> {
     let max_calls = searches.iter().flat_map(|s| s.trials.iter().map(|t| t.calls)).max().unwrap_or(100);
-    let worst_ms = searches
-        .iter()
-        .flat_map(|s| s.trials.iter().map(|t| t.latency.p99_us as f64 / 1_000.0))
-        .fold(40.0_f64, f64::max);
+    let worst_ms = searches.iter().flat_map(|s| s.trials.iter().map(|t| t.latency.p99_us as f64 / 1_000.0)).fold(40.0_f64, f64::max);
     let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let mut chart = ChartBuilder::on(&root)

@@ -30,7 +30,8 @@ const MAX_LATENCY_US: u64 = 60_000_000;
 const FINAL_EVERY_BYTES: u64 = 8_000;
 
 /// What Deepgram sends before closing a stream.
-const METADATA: &str = r#"{"type":"Metadata","transaction_key":"deprecated","request_id":"00000000-0000-0000-0000-000000000000","channels":1,"duration":0.0}"#;
+const METADATA: &str =
+    r#"{"type":"Metadata","transaction_key":"deprecated","request_id":"00000000-0000-0000-0000-000000000000","channels":1,"duration":0.0}"#;
 
 /// The running fake.
 pub struct FakeDeepgram {
@@ -295,7 +296,14 @@ impl Session {
         outcome
     }
 
-    async fn read_loop<S, R>(&self, sink: &mut S, stream: &mut R, partial: &mut Vec<u8>, audio_bytes: &mut u64, finalized_bytes: &mut u64) -> anyhow::Result<()>
+    async fn read_loop<S, R>(
+        &self,
+        sink: &mut S,
+        stream: &mut R,
+        partial: &mut Vec<u8>,
+        audio_bytes: &mut u64,
+        finalized_bytes: &mut u64,
+    ) -> anyhow::Result<()>
     where
         S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
         R: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,

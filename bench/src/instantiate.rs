@@ -46,12 +46,8 @@ pub async fn run(iterations: u32) -> anyhow::Result<Instantiation> {
 async fn measure(pooling: bool, iterations: u32) -> anyhow::Result<Figures> {
     let config = switchboard::Config::builtin()?;
     let component_config = config.components.get("voice-pipeline").context("the built-in config has no voice-pipeline")?;
-    let runtime = Runtime::new(EngineSettings {
-        max_instances: 64,
-        max_memory_bytes: component_config.limits.memory_bytes,
-        pooling,
-    })
-    .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let runtime = Runtime::new(EngineSettings { max_instances: 64, max_memory_bytes: component_config.limits.memory_bytes, pooling })
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let bytes = switchboard::runtime::component::source_bytes(component_config)?;
     let component = Component::new(runtime.engine(), &bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let sandbox = Arc::new(Sandbox::from_config(component_config, Arc::new(switchboard::metrics::Metrics::new()))?);

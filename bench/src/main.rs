@@ -168,7 +168,10 @@ async fn run(cli: Cli, machine: Machine) -> anyhow::Result<()> {
         cpus: machine.system_cpus.clone(),
         hostile_wasm: matches!(command, Command::Neighbours { .. }).then(|| env!("GUEST_HOSTILE_GUEST").to_owned()),
     };
-    println!("machine: {} ({} cores); systems on CPU {:?}, harness on CPU {:?}", machine.cpu, machine.cores, machine.system_cpus, machine.harness_cpu);
+    println!(
+        "machine: {} ({} cores); systems on CPU {:?}, harness on CPU {:?}",
+        machine.cpu, machine.cores, machine.system_cpus, machine.harness_cpu
+    );
 
     match command {
         Command::Soak(args) => {
@@ -247,7 +250,13 @@ async fn run(cli: Cli, machine: Machine) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn compare(args: CompareArgs, machine: Machine, environment: &Environment, deepgram: &FakeDeepgram, out: &std::path::Path) -> anyhow::Result<()> {
+async fn compare(
+    args: CompareArgs,
+    machine: Machine,
+    environment: &Environment,
+    deepgram: &FakeDeepgram,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
     let phases = Phases {
         ramp_per_call: Duration::from_millis(4),
         min_ramp: Duration::from_secs(1),
@@ -279,15 +288,8 @@ async fn compare(args: CompareArgs, machine: Machine, environment: &Environment,
     } else {
         None
     };
-    let mut report = Report {
-        machine,
-        phases,
-        reference_calls: args.reference_calls,
-        searches,
-        reference_rounds,
-        instantiation,
-        targets: Vec::new(),
-    };
+    let mut report =
+        Report { machine, phases, reference_calls: args.reference_calls, searches, reference_rounds, instantiation, targets: Vec::new() };
     report.check_targets();
     let markdown = report.markdown();
     println!("\n{markdown}");

@@ -48,7 +48,9 @@ impl Machine {
     pub fn here(cores: usize, system_cpus: Option<String>, harness_cpu: Option<usize>) -> Self {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
-            .and_then(|info| info.lines().find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned())))
+            .and_then(|info| {
+                info.lines().find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned()))
+            })
             .unwrap_or_else(|| "unknown".to_owned());
         Machine { cpu, cores, system_cpus, harness_cpu }
     }
@@ -214,7 +216,10 @@ impl Report {
             };
             let _ = writeln!(out, "| {} | {} | {met} |", target.name, target.measured);
         }
-        let _ = writeln!(out, "\nEvery trial:\n\n| system | calls | p50 | p99 | max | lost | failed | CPU s/call-min | RSS/call | harness CPU | pass |\n|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "\nEvery trial:\n\n| system | calls | p50 | p99 | max | lost | failed | CPU s/call-min | RSS/call | harness CPU | pass |\n|---|---|---|---|---|---|---|---|---|---|---|"
+        );
         for search in &self.searches {
             for t in &search.trials {
                 let _ = writeln!(

@@ -73,7 +73,12 @@ pub struct SoakReport {
 }
 
 /// Runs the soak, printing a line per interval through `progress`.
-pub async fn run(plan: SoakPlan, environment: &Environment, deepgram: &FakeDeepgram, mut progress: impl FnMut(&Sample)) -> anyhow::Result<SoakReport> {
+pub async fn run(
+    plan: SoakPlan,
+    environment: &Environment,
+    deepgram: &FakeDeepgram,
+    mut progress: impl FnMut(&Sample),
+) -> anyhow::Result<SoakReport> {
     let running = sut::start(plan.system, environment, plan.calls + 16).await?;
     let recorder = deepgram.record(0, u64::MAX);
     let started = Instant::now();

@@ -146,7 +146,9 @@ mod tests {
 
     #[test]
     fn parses_documented_messages() {
-        let results = parse(r#"{"type":"Results","channel_index":[0,1],"duration":3.12,"start":12.08,"is_final":true,"speech_final":false,"from_finalize":false,"channel":{"alternatives":[{"transcript":"This is the","confidence":0.957,"words":[]}]},"metadata":{"request_id":"uuid"}}"#);
+        let results = parse(
+            r#"{"type":"Results","channel_index":[0,1],"duration":3.12,"start":12.08,"is_final":true,"speech_final":false,"from_finalize":false,"channel":{"alternatives":[{"transcript":"This is the","confidence":0.957,"words":[]}]},"metadata":{"request_id":"uuid"}}"#,
+        );
         let Ok(ServerMessage::Results(results)) = results else { panic!("{results:?}") };
         assert_eq!((results.start, results.duration, results.is_final), (12.08, 3.12, true));
         assert_eq!(results.transcript, "This is the");

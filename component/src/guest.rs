@@ -54,13 +54,8 @@ impl Handler for VoicePipeline {
         };
         mark("pipeline.started", &[("connection_id".into(), request.connection_id)]);
         let mut pipeline = Pipeline::new(settings, switchboard_guest::bindings::wasi::clocks::monotonic_clock::now());
-        let mut glue = Glue {
-            inbound_ready: Some(inbound.subscribe()),
-            inbound,
-            upstream: Upstream::None,
-            outbox: VecDeque::new(),
-            timer: None,
-        };
+        let mut glue =
+            Glue { inbound_ready: Some(inbound.subscribe()), inbound, upstream: Upstream::None, outbox: VecDeque::new(), timer: None };
         let mut now = now_ms();
         loop {
             pipeline.on_tick(now);

@@ -209,7 +209,10 @@ impl Pipeline {
                 }
                 let overflow = self.ledger.push(&audio);
                 if overflow > 0 {
-                    self.mark("audio.overflow", &[("bytes", overflow.to_string()), ("buffer_ms", self.settings.replay_buffer_ms.to_string())]);
+                    self.mark(
+                        "audio.overflow",
+                        &[("bytes", overflow.to_string()), ("buffer_ms", self.settings.replay_buffer_ms.to_string())],
+                    );
                 }
                 self.ensure_connection(now_ms);
                 self.pump_audio(now_ms);
@@ -274,7 +277,14 @@ impl Pipeline {
         self.mark("deepgram.open", &[("connect_ms", (now_ms - since).to_string()), ("session", self.sessions.to_string())]);
         self.stats.lost_bytes += gone;
         if self.sessions > 1 || gone > 0 {
-            self.mark("deepgram.replay", &[("replay_bytes", replay.to_string()), ("lost_bytes", gone.to_string()), ("from_ms", (self.ledger.sent() / BYTES_PER_MS as u64).to_string())]);
+            self.mark(
+                "deepgram.replay",
+                &[
+                    ("replay_bytes", replay.to_string()),
+                    ("lost_bytes", gone.to_string()),
+                    ("from_ms", (self.ledger.sent() / BYTES_PER_MS as u64).to_string()),
+                ],
+            );
         }
         self.pump_audio(now_ms);
     }
@@ -406,7 +416,11 @@ impl Pipeline {
         self.link = Link::Waiting { until_ms: now_ms + delay };
         self.mark(
             "deepgram.reconnect",
-            &[("attempt", self.backoff.attempts().to_string()), ("delay_ms", delay.to_string()), ("unconfirmed_bytes", (self.ledger.sent() - self.ledger.confirmed()).to_string())],
+            &[
+                ("attempt", self.backoff.attempts().to_string()),
+                ("delay_ms", delay.to_string()),
+                ("unconfirmed_bytes", (self.ledger.sent() - self.ledger.confirmed()).to_string()),
+            ],
         );
     }
 

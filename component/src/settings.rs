@@ -95,12 +95,9 @@ impl Settings {
         let number = |key: &'static str, default: u64, min: u64, max: u64, expected: &'static str| -> Result<u64, SettingError> {
             match lookup(key) {
                 None => Ok(default),
-                Some(text) => text
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| (min..=max).contains(n))
-                    .ok_or(SettingError { key, expected, value: text }),
+                Some(text) => {
+                    text.trim().parse::<u64>().ok().filter(|n| (min..=max).contains(n)).ok_or(SettingError { key, expected, value: text })
+                }
             }
         };
         if let Some(url) = lookup("deepgram_url") {
@@ -136,7 +133,11 @@ impl Settings {
         s.max_reconnects = number("max_reconnects", u64::from(s.max_reconnects), 0, 1_000, "0 to 1000")? as u32;
         s.final_wait_ms = number("final_wait_ms", s.final_wait_ms, 100, 60_000, "100 to 60000 ms")?;
         if s.utterance_end_ms.is_some() && !s.interim_results {
-            return Err(SettingError { key: "utterance_end_ms", expected: "interim_results = true (Deepgram requires it)", value: "set".to_owned() });
+            return Err(SettingError {
+                key: "utterance_end_ms",
+                expected: "interim_results = true (Deepgram requires it)",
+                value: "set".to_owned(),
+            });
         }
         Ok(s)
     }

@@ -222,13 +222,17 @@ mod tests {
             parse(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#),
             Ok(TwilioEvent::Connected { protocol: "Call".into() })
         );
-        let start = parse(r#"{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1},"customParameters":{"FirstName":"Jane"}},"streamSid":"MZ1"}"#);
+        let start = parse(
+            r#"{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1},"customParameters":{"FirstName":"Jane"}},"streamSid":"MZ1"}"#,
+        );
         let Ok(TwilioEvent::Start(info)) = start else { panic!("start: {start:?}") };
         assert_eq!((info.call_sid.as_str(), info.stream_sid.as_str(), info.sample_rate, info.channels), ("CA1", "MZ1", 8000, 1));
         assert_eq!(info.encoding, "audio/x-mulaw");
         assert_eq!(info.custom_parameters.get("FirstName").map(String::as_str), Some("Jane"));
         assert_eq!(
-            parse(r#"{"event":"media","sequenceNumber":"4","media":{"track":"inbound","chunk":"2","timestamp":"5","payload":"AAEC/w=="},"streamSid":"MZ1"}"#),
+            parse(
+                r#"{"event":"media","sequenceNumber":"4","media":{"track":"inbound","chunk":"2","timestamp":"5","payload":"AAEC/w=="},"streamSid":"MZ1"}"#
+            ),
             Ok(TwilioEvent::Media { chunk: 2, timestamp_ms: 5, audio: vec![0, 1, 2, 255] })
         );
         assert_eq!(

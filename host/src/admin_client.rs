@@ -8,7 +8,14 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
 /// Sends one admin request (`path` under `/admin`) and returns the JSON answer on success.
-pub async fn request(base: &str, token: &str, method: http::Method, path: &str, body: Vec<u8>, content_type: &str) -> anyhow::Result<serde_json::Value> {
+pub async fn request(
+    base: &str,
+    token: &str,
+    method: http::Method,
+    path: &str,
+    body: Vec<u8>,
+    content_type: &str,
+) -> anyhow::Result<serde_json::Value> {
     let text = send(base, Some(token), method, &format!("/admin{path}"), body, content_type).await?;
     serde_json::from_str(&text).with_context(|| format!("unexpected answer: {text}"))
 }
@@ -19,7 +26,14 @@ pub async fn get(base: &str, path: &str) -> anyhow::Result<String> {
 }
 
 /// Sends one request and returns the body on a 2xx answer.
-pub async fn send(base: &str, token: Option<&str>, method: http::Method, path: &str, body: Vec<u8>, content_type: &str) -> anyhow::Result<String> {
+pub async fn send(
+    base: &str,
+    token: Option<&str>,
+    method: http::Method,
+    path: &str,
+    body: Vec<u8>,
+    content_type: &str,
+) -> anyhow::Result<String> {
     let url: url::Url = base.parse().with_context(|| format!("{base:?} is not a URL (e.g. http://127.0.0.1:8080)"))?;
     if url.scheme() != "http" {
         bail!("the admin client speaks plain http:// to the host's port; got {}", url.scheme());

@@ -89,10 +89,7 @@ pub async fn run<S>(
     drain_watch.abort();
     control.close(code, reason);
     let info = control.finished(CLOSE_GRACE + CLOSE_GRACE).await;
-    timeline.host(
-        "call.closed",
-        &[("code", info.code.to_string()), ("reason", info.reason.clone()), ("by", info.by.label().to_owned())],
-    );
+    timeline.host("call.closed", &[("code", info.code.to_string()), ("reason", info.reason.clone()), ("by", info.by.label().to_owned())]);
 }
 
 fn log_output(timeline: &CallTimeline, (stdout, stderr): (bytes::Bytes, bytes::Bytes)) {

@@ -29,7 +29,8 @@ fn line(call: &CallSummary) -> String {
 /// Recent calls, newest first.
 pub fn list(store: &CallStore, outcome: Option<String>, leg: Option<String>, limit: u32) -> Result<Vec<String>, StoreError> {
     let calls = store.list(&CallFilter { outcome, leg, limit: Some(limit), ..CallFilter::default() })?;
-    let mut lines = vec![format!("{:<24} {:<36} {:>9} {:>7}  {:<11} {:<9} {}", "CALL", "CALL SID", "STARTED", "LENGTH", "OUTCOME", "LEG", "CAUSE")];
+    let mut lines =
+        vec![format!("{:<24} {:<36} {:>9} {:>7}  {:<11} {:<9} {}", "CALL", "CALL SID", "STARTED", "LENGTH", "OUTCOME", "LEG", "CAUSE")];
     lines.extend(calls.iter().map(line));
     if calls.is_empty() {
         lines.push("(no calls)".to_owned());
@@ -61,7 +62,14 @@ pub fn show(store: &CallStore, key: &str) -> Result<Vec<String>, StoreError> {
     lines.push(format!("{:>10}  {:<8} {:<6} {:<26} {}", "OFFSET", "LEG", "BY", "MARKER", "ATTRIBUTES"));
     for marker in store.timeline(&call.call_id)? {
         let attributes: Vec<String> = marker.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        lines.push(format!("{:>8.1}ms  {:<8} {:<6} {:<26} {}", marker.offset_ms, marker.leg, marker.source, marker.name, attributes.join(" ")));
+        lines.push(format!(
+            "{:>8.1}ms  {:<8} {:<6} {:<26} {}",
+            marker.offset_ms,
+            marker.leg,
+            marker.source,
+            marker.name,
+            attributes.join(" ")
+        ));
     }
     Ok(lines)
 }

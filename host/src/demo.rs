@@ -76,7 +76,10 @@ pub async fn run(options: DemoOptions, mut out: impl FnMut(&str) + Send) -> anyh
         let _ = stopped.await;
     }));
 
-    out(&format!("Switchboard demo: a simulated Twilio call -> host ({url}) -> voice-pipeline component -> Deepgram simulator ({}, wss)", deepgram.origin()));
+    out(&format!(
+        "Switchboard demo: a simulated Twilio call -> host ({url}) -> voice-pipeline component -> Deepgram simulator ({}, wss)",
+        deepgram.origin()
+    ));
     out("The simulator does no speech recognition: it reports stretches of speech found by energy.\n");
 
     let call = TwilioCall::new(&url).audio(CALLER_SPEECH.to_vec()).speed(options.speed).parameter("demo", "true");

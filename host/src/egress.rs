@@ -118,9 +118,8 @@ impl FromStr for AllowRule {
         let Some((scheme_text, rest)) = rule.split_once("://") else {
             return Err(RuleError::new(rule, "it does not contain a scheme (e.g. 'wss://api.example.com')"));
         };
-        let scheme = Scheme::parse(scheme_text).ok_or_else(|| {
-            RuleError::new(rule, format!("`{scheme_text}://` is not a WebSocket scheme: use `ws://` or `wss://`"))
-        })?;
+        let scheme = Scheme::parse(scheme_text)
+            .ok_or_else(|| RuleError::new(rule, format!("`{scheme_text}://` is not a WebSocket scheme: use `ws://` or `wss://`")))?;
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.contains(['/', '?', '#', '@']) {
             return Err(RuleError::new(rule, "a rule names a scheme, host and port only: no path, query or user"));
@@ -147,10 +146,9 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), String> {
         let (host, after) = rest.split_once(']').ok_or("an IPv6 address needs a closing `]`")?;
         return match after {
             "" => Ok((host, None)),
-            _ => after
-                .strip_prefix(':')
-                .map(|port| (host, Some(port)))
-                .ok_or_else(|| format!("unexpected {after:?} after the IPv6 address")),
+            _ => {
+                after.strip_prefix(':').map(|port| (host, Some(port))).ok_or_else(|| format!("unexpected {after:?} after the IPv6 address"))
+            }
         };
     }
     Ok(match authority.rsplit_once(':') {
@@ -330,8 +328,7 @@ mod tests {
 
     #[test]
     fn wildcards_and_ports() {
-        let policy = EgressPolicy::parse(&["wss://*.example.com", "ws://127.0.0.1:*", "wss://[::1]:9000"])
-            .expect("rules parse");
+        let policy = EgressPolicy::parse(&["wss://*.example.com", "ws://127.0.0.1:*", "wss://[::1]:9000"]).expect("rules parse");
         assert!(policy.allows(&target("wss://a.example.com/")));
         assert!(policy.allows(&target("wss://a.b.example.com/")));
         assert!(!policy.allows(&target("wss://example.com/")));
@@ -365,7 +362,22 @@ mod tests {
         let any = EgressPolicy::parse(&["wss://*:*"]).expect("rule");
         let some_host = target("wss://api.example.com/");
         assert!(any.allows_address(&some_host, ip("93.184.216.34")));
-        for special in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe"] {
+        for special in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+        ] {
             assert!(!any.allows_address(&some_host, ip(special)), "{special} must be refused");
         }
         let named = EgressPolicy::parse(&["ws://127.0.0.1:*", "wss://localhost:9443", "wss://[fd00::7]"]).expect("rules");

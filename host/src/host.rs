@@ -75,8 +75,9 @@ impl Switchboard {
     /// starting to serve (from async code, inside `spawn_blocking`).
     pub fn new(config: Config) -> Result<Self, StartError> {
         let runtime = runtime_for(&config).map_err(|e| StartError::Engine(format!("{e:#}")))?;
-        let store = ArtifactStore::new(config.data_dir.as_deref(), runtime.engine())
-            .map_err(|e| StartError::DataDir(format!("{}: {e}", config.data_dir.as_deref().unwrap_or(std::path::Path::new("?")).display())))?;
+        let store = ArtifactStore::new(config.data_dir.as_deref(), runtime.engine()).map_err(|e| {
+            StartError::DataDir(format!("{}: {e}", config.data_dir.as_deref().unwrap_or(std::path::Path::new("?")).display()))
+        })?;
         let components: Vec<_> = config.components.values().collect();
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let registry = Arc::new(Registry::load(Arc::new(runtime), store, &components, &metrics)?);

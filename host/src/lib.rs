@@ -15,6 +15,9 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
+pub mod admin_client;
+mod api;
 pub mod call;
 pub mod calls_cli;
 pub mod config;
@@ -22,17 +25,14 @@ pub mod demo;
 pub mod egress;
 pub mod host;
 pub mod metrics;
-pub mod store;
 pub mod registry;
 pub mod runtime;
 pub mod secrets;
-pub mod signature;
-mod admin;
-mod api;
-pub mod admin_client;
 mod server;
-mod watch;
+pub mod signature;
+pub mod store;
 pub mod timeline;
+mod watch;
 pub mod ws;
 
 pub use config::Config;

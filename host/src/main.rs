@@ -142,8 +142,8 @@ fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 }
 
 fn init_logging(format: LogFormat, default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -162,10 +162,8 @@ async fn main() -> anyhow::Result<()> {
             if !(0.1..=100.0).contains(&speed) {
                 anyhow::bail!("--speed must be between 0.1 and 100");
             }
-            let options = switchboard::demo::DemoOptions {
-                speed,
-                drop_deepgram_after: drop_deepgram_after.map(std::time::Duration::from_secs_f64),
-            };
+            let options =
+                switchboard::demo::DemoOptions { speed, drop_deepgram_after: drop_deepgram_after.map(std::time::Duration::from_secs_f64) };
             #[allow(clippy::print_stdout)]
             let report = switchboard::demo::run(options, |line| println!("{line}")).await?;
             if !report.delivered_exactly || report.close_code != Some(1000) {
@@ -179,9 +177,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let address = config.listen;
             let host = tokio::task::spawn_blocking(move || Switchboard::new(config)).await??;
-            let listener = tokio::net::TcpListener::bind(address)
-                .await
-                .with_context(|| format!("cannot listen on {address}"))?;
+            let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
             let shutdown = async {
                 let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                     Ok(signal) => signal,
@@ -221,10 +217,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Calls { config, db, outcome, leg, limit, action } => {
             let path = match db {
                 Some(path) => path,
-                None => load_config(config.as_ref())?
-                    .data_dir
-                    .map(|dir| dir.join("calls.db"))
-                    .context("no data_dir configured: pass --db")?,
+                None => {
+                    load_config(config.as_ref())?.data_dir.map(|dir| dir.join("calls.db")).context("no data_dir configured: pass --db")?
+                }
             };
             let store = switchboard::store::CallStore::open_read_only(&path).with_context(|| format!("opening {}", path.display()))?;
             let lines = match action {

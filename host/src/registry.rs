@@ -234,7 +234,11 @@ impl Registry {
     /// version of `component`.
     pub async fn deploy(&self, component: &str, bytes: Vec<u8>, source: String) -> Result<Deployed, DeployError> {
         let _one_at_a_time = self.deploying.lock().await;
-        let sandbox = self.read().get(component).map(|slot| slot.sandbox.clone()).ok_or_else(|| DeployError::UnknownComponent(component.to_owned()))?;
+        let sandbox = self
+            .read()
+            .get(component)
+            .map(|slot| slot.sandbox.clone())
+            .ok_or_else(|| DeployError::UnknownComponent(component.to_owned()))?;
         let started = Instant::now();
         let (runtime, store) = (self.runtime.clone(), self.store.clone());
         let (loaded, digest, compiled) = tokio::task::spawn_blocking(move || prepare(&runtime, &store, &sandbox, &bytes))
@@ -269,21 +273,36 @@ impl Registry {
             let current = slot.current.number;
             let target = match to {
                 Some(number) => number,
-                None => slot.history.iter().map(|r| r.number).filter(|n| *n < current).max().ok_or_else(|| DeployError::NoSuchVersion(format!("{component} has no version before {current}")))?,
+                None => slot
+                    .history
+                    .iter()
+                    .map(|r| r.number)
+                    .filter(|n| *n < current)
+                    .max()
+                    .ok_or_else(|| DeployError::NoSuchVersion(format!("{component} has no version before {current}")))?,
             };
-            let record = slot.history.iter().find(|r| r.number == target).ok_or_else(|| DeployError::NoSuchVersion(format!("{component} has no version {target}")))?;
+            let record = slot
+                .history
+                .iter()
+                .find(|r| r.number == target)
+                .ok_or_else(|| DeployError::NoSuchVersion(format!("{component} has no version {target}")))?;
             (slot.sandbox.clone(), target, record.digest.clone(), record.version.upgrade())
         };
         let (version, compiled) = match alive {
             Some(version) => (version, Compiled::Cached),
             None => {
-                let bytes = self.store.source(&digest).ok_or_else(|| DeployError::NoSuchVersion(format!("the bytes of {component} version {target} are not in the artifact store")))?;
+                let bytes = self.store.source(&digest).ok_or_else(|| {
+                    DeployError::NoSuchVersion(format!("the bytes of {component} version {target} are not in the artifact store"))
+                })?;
                 let (runtime, store) = (self.runtime.clone(), self.store.clone());
                 let (loaded, _, compiled) = tokio::task::spawn_blocking(move || prepare(&runtime, &store, &sandbox, &bytes))
                     .await
                     .map_err(|e| DeployError::Internal(e.to_string()))??;
                 let slots = self.read();
-                let record = slots.get(component).and_then(|s| s.history.iter().find(|r| r.number == target)).ok_or_else(|| DeployError::NoSuchVersion(format!("{component} has no version {target}")))?;
+                let record = slots
+                    .get(component)
+                    .and_then(|s| s.history.iter().find(|r| r.number == target))
+                    .ok_or_else(|| DeployError::NoSuchVersion(format!("{component} has no version {target}")))?;
                 let version = Arc::new(ComponentVersion {
                     component: component.to_owned(),
                     number: target,
@@ -341,10 +360,14 @@ fn label(compiled: Compiled) -> &'static str {
 }
 
 /// Compiles (or loads) and checks one version.
-fn prepare(runtime: &Runtime, store: &ArtifactStore, sandbox: &Arc<Sandbox>, bytes: &[u8]) -> Result<(LoadedComponent, String, Compiled), LoadError> {
-    let (component, digest, compiled) = store
-        .compile(runtime.engine(), bytes)
-        .map_err(|e| LoadError::Compile { name: sandbox.name.clone(), message: format!("{e:#}") })?;
+fn prepare(
+    runtime: &Runtime,
+    store: &ArtifactStore,
+    sandbox: &Arc<Sandbox>,
+    bytes: &[u8],
+) -> Result<(LoadedComponent, String, Compiled), LoadError> {
+    let (component, digest, compiled) =
+        store.compile(runtime.engine(), bytes).map_err(|e| LoadError::Compile { name: sandbox.name.clone(), message: format!("{e:#}") })?;
     store.keep_source(&digest, bytes);
     let loaded = LoadedComponent::link(runtime, sandbox.clone(), &component)?;
     Ok((loaded, digest, compiled))

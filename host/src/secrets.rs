@@ -90,10 +90,7 @@ pub enum TemplateError {
 }
 
 /// Expands `${VAR}` references in `template` with `lookup` and makes a header value.
-pub fn expand_template(
-    template: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<SecretValue, TemplateError> {
+pub fn expand_template(template: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<SecretValue, TemplateError> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("${") {

@@ -5,8 +5,8 @@
 //! `/healthz` answers `ok`. When every call slot is taken an upgrade gets 503.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -118,7 +118,9 @@ async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
     }
     if let Some(token) = &route.twilio_auth_token {
         let path_and_query = request.uri().path_and_query().map_or(path.clone(), |pq| pq.as_str().to_owned());
-        if let Err(error) = crate::signature::verify(token.header_value().as_bytes(), request.headers(), &path_and_query, host.tls.is_some()) {
+        if let Err(error) =
+            crate::signature::verify(token.header_value().as_bytes(), request.headers(), &path_and_query, host.tls.is_some())
+        {
             let call = CallId(host.next_call.fetch_add(1, Ordering::Relaxed));
             let remote = remote_of(&request);
             host.timeline.start_call(call).host(
@@ -141,23 +143,13 @@ async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
     let call = CallId(host.next_call.fetch_add(1, Ordering::Relaxed));
     let timeline = host.timeline.start_call(call);
     let remote = remote_of(&request);
-    timeline.host(
-        "call.accepted",
-        &[("remote", remote), ("path", path.clone()), ("component", route.component.clone())],
-    );
+    timeline.host("call.accepted", &[("remote", remote), ("path", path.clone()), ("component", route.component.clone())]);
     let headers = route
         .forward_headers
         .iter()
-        .filter_map(|name| {
-            request.headers().get(name).and_then(|v| v.to_str().ok()).map(|v| (name.as_str().to_owned(), v.to_owned()))
-        })
+        .filter_map(|name| request.headers().get(name).and_then(|v| v.to_str().ok()).map(|v| (name.as_str().to_owned(), v.to_owned())))
         .collect();
-    let info = RequestInfo {
-        connection_id: call.to_string(),
-        path,
-        query: request.uri().query().map(str::to_owned),
-        headers,
-    };
+    let info = RequestInfo { connection_id: call.to_string(), path, query: request.uri().query().map(str::to_owned), headers };
     // The call keeps this version until it ends, whatever is deployed meanwhile.
     let live = version.enter_call();
     let draining = host.draining.subscribe();
@@ -165,7 +157,10 @@ async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
         let _permit = permit;
         match websocket.await {
             Ok(socket) => crate::call::run(live, socket, info, timeline, draining).await,
-            Err(error) => timeline.host("call.closed", &[("code", "1006".to_owned()), ("reason", format!("upgrade failed: {error}")), ("by", "network".to_owned())]),
+            Err(error) => timeline.host(
+                "call.closed",
+                &[("code", "1006".to_owned()), ("reason", format!("upgrade failed: {error}")), ("by", "network".to_owned())],
+            ),
         }
     });
     response.map(Body::new)

@@ -39,7 +39,10 @@ pub fn sign(auth_token: &[u8], url: &str) -> String {
 /// The public URL of an upgrade request, as Twilio saw it.
 pub fn public_url(headers: &http::HeaderMap, path_and_query: &str, served_tls: bool) -> Result<String, SignatureError> {
     let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).ok_or(SignatureError::NoHost)?;
-    let forwarded = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or("").trim().to_ascii_lowercase());
+    let forwarded = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(',').next().unwrap_or("").trim().to_ascii_lowercase());
     let scheme = match forwarded.as_deref() {
         Some("https" | "wss") => "wss",
         Some("http" | "ws") => "ws",
@@ -75,7 +78,8 @@ mod tests {
     #[test]
     fn matches_the_official_test_vector() {
         assert_eq!(sign(b"12345", "wss://example.com/media?foo=bar"), "FjZ/U6BopoJFWaIsLzTB835vZHI=");
-        let request = headers(&[("host", "example.com"), ("x-forwarded-proto", "https"), ("x-twilio-signature", "FjZ/U6BopoJFWaIsLzTB835vZHI=")]);
+        let request =
+            headers(&[("host", "example.com"), ("x-forwarded-proto", "https"), ("x-twilio-signature", "FjZ/U6BopoJFWaIsLzTB835vZHI=")]);
         assert_eq!(verify(b"12345", &request, "/media?foo=bar", false), Ok(()));
     }
 
@@ -106,9 +110,11 @@ mod tests {
     fn wrong_or_missing_signatures_are_refused() {
         let unsigned = headers(&[("host", "example.com"), ("x-forwarded-proto", "https")]);
         assert_eq!(verify(b"12345", &unsigned, "/media?foo=bar", false), Err(SignatureError::Missing));
-        let forged = headers(&[("host", "example.com"), ("x-forwarded-proto", "https"), ("x-twilio-signature", "FjZ/U6BopoJFWaIsLzTB835vZHJ=")]);
+        let forged =
+            headers(&[("host", "example.com"), ("x-forwarded-proto", "https"), ("x-twilio-signature", "FjZ/U6BopoJFWaIsLzTB835vZHJ=")]);
         assert!(matches!(verify(b"12345", &forged, "/media?foo=bar", false), Err(SignatureError::Mismatch { .. })));
-        let wrong_token = headers(&[("host", "example.com"), ("x-forwarded-proto", "https"), ("x-twilio-signature", "FjZ/U6BopoJFWaIsLzTB835vZHI=")]);
+        let wrong_token =
+            headers(&[("host", "example.com"), ("x-forwarded-proto", "https"), ("x-twilio-signature", "FjZ/U6BopoJFWaIsLzTB835vZHI=")]);
         assert!(verify(b"54321", &wrong_token, "/media?foo=bar", false).is_err());
     }
 }

@@ -102,11 +102,7 @@ impl Timeline {
     pub fn new(retained_calls: usize) -> Self {
         let (live, _) = broadcast::channel(4_096);
         Timeline {
-            store: Arc::new(Mutex::new(Store {
-                calls: HashMap::new(),
-                order: VecDeque::new(),
-                retained_calls: retained_calls.max(1),
-            })),
+            store: Arc::new(Mutex::new(Store { calls: HashMap::new(), order: VecDeque::new(), retained_calls: retained_calls.max(1) })),
             live,
             observers: Arc::default(),
         }
@@ -179,14 +175,7 @@ impl Timeline {
     /// Every retained marker matching `filter`, in call order.
     pub fn find(&self, filter: impl Fn(&Marker) -> bool) -> Vec<Marker> {
         let store = self.lock();
-        store
-            .order
-            .iter()
-            .filter_map(|call| store.calls.get(call))
-            .flatten()
-            .filter(|m| filter(m))
-            .cloned()
-            .collect()
+        store.order.iter().filter_map(|call| store.calls.get(call)).flatten().filter(|m| filter(m)).cloned().collect()
     }
 
     /// Markers as they are recorded.
@@ -253,10 +242,7 @@ impl CallTimeline {
     }
 
     fn marker(&self, source: MarkerSource, name: String, attributes: Vec<(String, String)>) -> Marker {
-        let unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
+        let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0);
         Marker { call: self.inner.call, offset: self.elapsed(), unix_ms, source, name, attributes }
     }
 

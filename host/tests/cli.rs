@@ -4,11 +4,7 @@
 use std::process::Command;
 
 fn switchboard(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the switchboard binary runs")
+    Command::new(env!("CARGO_BIN_EXE_switchboard")).args(args).env_remove("RUST_LOG").output().expect("the switchboard binary runs")
 }
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
@@ -215,12 +211,8 @@ async fn sigterm_mid_call_drains_closes_1001_and_loses_nothing() {
     use switchboard_sim::twilio::TwilioCall;
 
     let ca = TestCa::new().expect("test CA");
-    let deepgram = DeepgramSim::new()
-        .tls(ca.server_config().expect("server TLS"))
-        .expect_token("term-key")
-        .start()
-        .await
-        .expect("Deepgram simulator");
+    let deepgram =
+        DeepgramSim::new().tls(ca.server_config().expect("server TLS")).expect_token("term-key").start().await.expect("Deepgram simulator");
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
     let dir = tempfile::tempdir().expect("temp dir");
     let quote = |s: &str| serde_json::Value::String(s.to_owned()).to_string();

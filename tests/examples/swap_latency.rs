@@ -53,7 +53,15 @@ async fn main() -> anyhow::Result<()> {
     for round in 0..rounds {
         let which = round % 2;
         let started = Instant::now();
-        let answer = admin_client::request(&host.http_url(""), TOKEN, http::Method::PUT, "/components/app", versions[which].clone(), "application/wasm").await?;
+        let answer = admin_client::request(
+            &host.http_url(""),
+            TOKEN,
+            http::Method::PUT,
+            "/components/app",
+            versions[which].clone(),
+            "application/wasm",
+        )
+        .await?;
         let deployed = started.elapsed();
         let banner = first_call(&host).await?;
         let first = started.elapsed();

@@ -5,9 +5,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::PATIENCE;
@@ -48,13 +48,11 @@ impl TestClient {
     /// Connects to a `wss://` URL trusting `tls`.
     pub async fn connect_tls(url: &str, tls: std::sync::Arc<rustls::ClientConfig>) -> anyhow::Result<Self> {
         let connector = tokio_tungstenite::Connector::Rustls(tls);
-        let (socket, _) = tokio::time::timeout(
-            PATIENCE,
-            tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(connector)),
-        )
-        .await
-        .context("connect timed out")?
-        .with_context(|| format!("connecting to {url}"))?;
+        let (socket, _) =
+            tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(connector)))
+                .await
+                .context("connect timed out")?
+                .with_context(|| format!("connecting to {url}"))?;
         Ok(TestClient { socket })
     }
 
@@ -125,9 +123,6 @@ impl TestClient {
 
     /// Starts the close handshake with `code`.
     pub async fn close(&mut self, code: u16, reason: &str) -> anyhow::Result<()> {
-        self.socket
-            .close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() }))
-            .await
-            .context("closing")
+        self.socket.close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() })).await.context("closing")
     }
 }

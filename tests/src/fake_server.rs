@@ -18,8 +18,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 
 use switchboard_sim::tls::TestCa;
 
@@ -212,17 +212,18 @@ impl FakeServer {
             if let Behavior::Reject { status, headers, body } = &self.behavior {
                 return Err(error_response(*status, headers, body));
             }
-            let offered: Vec<String> = handshake
-                .header("sec-websocket-protocol")
-                .map(|v| v.split(',').map(|p| p.trim().to_owned()).collect())
-                .unwrap_or_default();
+            let offered: Vec<String> =
+                handshake.header("sec-websocket-protocol").map(|v| v.split(',').map(|p| p.trim().to_owned()).collect()).unwrap_or_default();
             if let Some(token) = &self.expected_token {
                 let by_header = handshake.header("authorization") == Some(format!("Token {token}").as_str());
                 let by_protocol = offered.len() == 2 && offered[0] == "token" && offered[1] == *token;
                 if !by_header && !by_protocol {
                     return Err(error_response(
                         401,
-                        &[("dg-error".to_owned(), "Invalid credentials.".to_owned()), ("dg-request-id".to_owned(), "test-request".to_owned())],
+                        &[
+                            ("dg-error".to_owned(), "Invalid credentials.".to_owned()),
+                            ("dg-request-id".to_owned(), "test-request".to_owned()),
+                        ],
                         r#"{"err_code":"INVALID_AUTH","err_msg":"Invalid credentials."}"#,
                     ));
                 }
@@ -243,7 +244,8 @@ impl FakeServer {
         };
         let (mut sink, mut stream) = socket.split();
         if matches!(self.behavior, Behavior::Reflect) {
-            let headers = recorded.handshakes.lock().unwrap_or_else(|p| p.into_inner()).last().map(|h| h.headers.clone()).unwrap_or_default();
+            let headers =
+                recorded.handshakes.lock().unwrap_or_else(|p| p.into_inner()).last().map(|h| h.headers.clone()).unwrap_or_default();
             let text = serde_json::to_string(&headers).unwrap_or_default();
             if sink.send(Message::text(text)).await.is_err() {
                 return;

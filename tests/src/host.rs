@@ -268,11 +268,7 @@ impl TestHost {
 
     /// `ws://127.0.0.1:PORT/path` (or `wss://localhost:PORT/path` with TLS).
     pub fn url(&self, path: &str) -> String {
-        if self.tls {
-            format!("wss://localhost:{}{path}", self.addr.port())
-        } else {
-            format!("ws://{}{path}", self.addr)
-        }
+        if self.tls { format!("wss://localhost:{}{path}", self.addr.port()) } else { format!("ws://{}{path}", self.addr) }
     }
 
     /// `http://127.0.0.1:PORT/path`.
@@ -292,9 +288,8 @@ impl TestHost {
 
     /// Waits for a marker called `name` matching `filter`; fails after the harness's patience.
     pub async fn marker(&self, name: &str, filter: impl Fn(&switchboard::Marker) -> bool) -> anyhow::Result<switchboard::Marker> {
-        self.timeline
-            .wait_for(crate::PATIENCE, |m| m.name == name && filter(m))
-            .await
-            .ok_or_else(|| anyhow::anyhow!("no `{name}` marker within {:?}; timeline: {:#?}", crate::PATIENCE, self.timeline.find(|_| true)))
+        self.timeline.wait_for(crate::PATIENCE, |m| m.name == name && filter(m)).await.ok_or_else(|| {
+            anyhow::anyhow!("no `{name}` marker within {:?}; timeline: {:#?}", crate::PATIENCE, self.timeline.find(|_| true))
+        })
     }
 }

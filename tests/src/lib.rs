@@ -27,13 +27,13 @@ pub mod fake_server;
 pub mod guests;
 pub mod host;
 
-/// A CA made at test time (from `switchboard-sim`).
-pub use switchboard_sim::tls::TestCa;
-/// The Twilio caller and Deepgram simulators (crate `switchboard-sim`).
-pub use switchboard_sim as sim;
 pub use client::TestClient;
 pub use fake_server::{FakeServer, Handshake, RunningServer};
 pub use host::{ComponentSpec, TestHost};
+/// The Twilio caller and Deepgram simulators (crate `switchboard-sim`).
+pub use switchboard_sim as sim;
+/// A CA made at test time (from `switchboard-sim`).
+pub use switchboard_sim::tls::TestCa;
 
 /// 13.2 s of synthetic speech as Twilio carries it (mu-law, 8 kHz, mono); see
 /// `assets/README.md`.

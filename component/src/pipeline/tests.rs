@@ -14,7 +14,12 @@ fn frame(n: u32) -> Vec<u8> {
 
 fn media(n: u32) -> String {
     let payload = base64::engine::general_purpose::STANDARD.encode(frame(n));
-    format!(r#"{{"event":"media","sequenceNumber":"{}","media":{{"track":"inbound","chunk":"{}","timestamp":"{}","payload":"{payload}"}},"streamSid":"MZ1"}}"#, n + 2, n + 1, n * 20)
+    format!(
+        r#"{{"event":"media","sequenceNumber":"{}","media":{{"track":"inbound","chunk":"{}","timestamp":"{}","payload":"{payload}"}},"streamSid":"MZ1"}}"#,
+        n + 2,
+        n + 1,
+        n * 20
+    )
 }
 
 fn results(start: f64, duration: f64, text: &str, speech_final: bool) -> String {

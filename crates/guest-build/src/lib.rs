@@ -75,22 +75,20 @@ pub fn build(packages: &[&str]) -> Result<Vec<BuiltComponent>, BuildError> {
     ] {
         command.env_remove(var);
     }
-    let output = command
-        .output()
-        .map_err(|e| BuildError(format!("could not run `{cargo}`: {e}")))?;
+    let output = command.output().map_err(|e| BuildError(format!("could not run `{cargo}`: {e}")))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let hint = if stderr.contains("target may not be installed")
             || stderr.contains("can't find crate for `core`")
             || stderr.contains("can't find crate for `std`")
         {
-            format!("\nThe `{GUEST_TARGET}` target is missing: run `rustup target add {GUEST_TARGET}` (the README's commands do this for you).")
+            format!(
+                "\nThe `{GUEST_TARGET}` target is missing: run `rustup target add {GUEST_TARGET}` (the README's commands do this for you)."
+            )
         } else {
             String::new()
         };
-        return Err(BuildError(format!(
-            "building guest components {packages:?} for {GUEST_TARGET} failed:\n{stderr}{hint}"
-        )));
+        return Err(BuildError(format!("building guest components {packages:?} for {GUEST_TARGET} failed:\n{stderr}{hint}")));
     }
 
     println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
@@ -104,10 +102,7 @@ pub fn build(packages: &[&str]) -> Result<Vec<BuiltComponent>, BuildError> {
         let file = format!("{}.wasm", package.replace('-', "_"));
         let wasm = target_dir.join(GUEST_TARGET).join(GUEST_PROFILE).join(file);
         if !wasm.is_file() {
-            return Err(BuildError(format!(
-                "cargo reported success but {} does not exist: is `{package}` a cdylib?",
-                wasm.display()
-            )));
+            return Err(BuildError(format!("cargo reported success but {} does not exist: is `{package}` a cdylib?", wasm.display())));
         }
         built.push(BuiltComponent { package: (*package).to_owned(), wasm });
     }
@@ -148,16 +143,12 @@ fn outer_target_dir(out_dir: &Path) -> Result<PathBuf, BuildError> {
 /// Where a member package's sources live; guests sit under `component/` or `tests/guests/`.
 fn package_dir(workspace: &Path, package: &str) -> Result<PathBuf, BuildError> {
     let short = package.trim_end_matches("-guest");
-    [
-        workspace.join("component"),
-        workspace.join("tests/guests").join(short),
-        workspace.join("crates").join(short),
-    ]
-    .into_iter()
-    .find(|dir| {
-        std::fs::read_to_string(dir.join("Cargo.toml"))
-            .map(|manifest| manifest.contains(&format!("name = \"{package}\"")))
-            .unwrap_or(false)
-    })
-    .ok_or_else(|| BuildError(format!("package `{package}` not found in the workspace")))
+    [workspace.join("component"), workspace.join("tests/guests").join(short), workspace.join("crates").join(short)]
+        .into_iter()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .map(|manifest| manifest.contains(&format!("name = \"{package}\"")))
+                .unwrap_or(false)
+        })
+        .ok_or_else(|| BuildError(format!("package `{package}` not found in the workspace")))
 }

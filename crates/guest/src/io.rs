@@ -32,10 +32,7 @@ pub fn finish_connect(future: &FutureConnection) -> Result<Connection, ErrorCode
 }
 
 /// Sends `message`, waiting on `writable` while the queue is full.
-pub fn send_blocking(
-    connection: &Connection,
-    message: &crate::Message,
-) -> Result<(), ErrorCode> {
+pub fn send_blocking(connection: &Connection, message: &crate::Message) -> Result<(), ErrorCode> {
     loop {
         match connection.send(message) {
             Err(ErrorCode::WouldBlock) => connection.writable().block(),

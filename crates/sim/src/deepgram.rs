@@ -21,10 +21,10 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::mulaw;
 
@@ -256,7 +256,8 @@ impl DeepgramSim {
                 return Err(rejection(*status, dg_error));
             }
             if let Some(token) = &self.token {
-                let protocols: Vec<&str> = seen.header("sec-websocket-protocol").map(|v| v.split(',').map(str::trim).collect()).unwrap_or_default();
+                let protocols: Vec<&str> =
+                    seen.header("sec-websocket-protocol").map(|v| v.split(',').map(str::trim).collect()).unwrap_or_default();
                 let by_header = seen.header("authorization") == Some(format!("Token {token}").as_str());
                 let by_protocol = protocols.len() == 2 && protocols[0] == "token" && protocols[1] == token;
                 if !by_header && !by_protocol {
@@ -277,10 +278,8 @@ impl DeepgramSim {
             state.sessions.len() - 1
         };
         shared.changed.notify_waiters();
-        let close_after = self
-            .close_after_audio
-            .filter(|(_, sessions)| session_index < *sessions)
-            .map(|(audio, _)| audio.as_millis() as usize * 8);
+        let close_after =
+            self.close_after_audio.filter(|(_, sessions)| session_index < *sessions).map(|(audio, _)| audio.as_millis() as usize * 8);
         let mut session = Transcriber::new(&handshake, self.speech_threshold, self.transcripts.clone());
         let (mut sink, mut stream) = socket.split();
         let mut has_audio = false;
@@ -479,7 +478,11 @@ impl Transcriber {
                     self.since_speech = None;
                     if self.vad_events {
                         let at = Self::seconds(self.frames - 1);
-                        replies.push(Reply { text: serde_json::json!({"type": "SpeechStarted", "channel": [0, 1], "timestamp": at}).to_string(), finalized_to: None, transcript: None });
+                        replies.push(Reply {
+                            text: serde_json::json!({"type": "SpeechStarted", "channel": [0, 1], "timestamp": at}).to_string(),
+                            finalized_to: None,
+                            transcript: None,
+                        });
                     }
                 }
                 (true, Some(_)) => self.silence_run = 0,
@@ -499,7 +502,8 @@ impl Transcriber {
                         if self.utterance_end_frames.is_some_and(|limit| *count >= limit) {
                             self.since_speech = None;
                             replies.push(Reply {
-                                text: serde_json::json!({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": self.last_word_end}).to_string(),
+                                text: serde_json::json!({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": self.last_word_end})
+                                    .to_string(),
                                 finalized_to: None,
                                 transcript: None,
                             });

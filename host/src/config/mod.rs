@@ -196,22 +196,16 @@ optional = true
 
     /// Reads and validates a config file. Relative paths in it are relative to its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Config::parse(&text, &path.display().to_string(), base, &env_lookup)
     }
 
     /// Parses and validates TOML text. `origin` names it in errors; `lookup` reads
     /// environment variables (tests pass their own).
-    pub fn parse(
-        text: &str,
-        origin: &str,
-        base: &Path,
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
-        let file: FileConfig = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: PathBuf::from(origin), message: e.to_string() })?;
+    pub fn parse(text: &str, origin: &str, base: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: PathBuf::from(origin), message: e.to_string() })?;
         Validator { origin, base, lookup }.config(file)
     }
 }
@@ -291,17 +285,15 @@ impl Validator<'_> {
             }
             if !components.contains_key(&route.component) {
                 let known: Vec<&String> = components.keys().collect();
-                return Err(self.invalid(
-                    format!("{key}.component"),
-                    format!("no component named {:?}; defined: {known:?}", route.component),
-                ));
+                return Err(
+                    self.invalid(format!("{key}.component"), format!("no component named {:?}; defined: {known:?}", route.component))
+                );
             }
             let forward_headers = match route.forward_headers {
                 None => default_forward_headers(),
-                Some(names) => names
-                    .iter()
-                    .map(|name| self.forwardable_header(&format!("{key}.forward_headers"), name))
-                    .collect::<Result<_, _>>()?,
+                Some(names) => {
+                    names.iter().map(|name| self.forwardable_header(&format!("{key}.forward_headers"), name)).collect::<Result<_, _>>()?
+                }
             };
             let twilio_auth_token = match route.twilio_auth_token_env {
                 None => None,
@@ -309,13 +301,18 @@ impl Validator<'_> {
                     let token = (self.lookup)(&var).filter(|t| !t.is_empty()).ok_or_else(|| {
                         self.invalid(format!("{key}.twilio_auth_token_env"), format!("environment variable `{var}` is not set"))
                     })?;
-                    Some(crate::secrets::SecretValue::new(&token).map_err(|e| self.invalid(format!("{key}.twilio_auth_token_env"), e.to_string()))?)
+                    Some(
+                        crate::secrets::SecretValue::new(&token)
+                            .map_err(|e| self.invalid(format!("{key}.twilio_auth_token_env"), e.to_string()))?,
+                    )
                 }
             };
             routes.push(Route { path: route.path, component: route.component, forward_headers, twilio_auth_token });
         }
         if routes.is_empty() {
-            return Err(self.invalid("routes", "at least one route is needed, e.g. [[routes]] path = \"/twilio/media\" component = \"...\""));
+            return Err(
+                self.invalid("routes", "at least one route is needed, e.g. [[routes]] path = \"/twilio/media\" component = \"...\"")
+            );
         }
         let data_dir = file.data_dir.map(|dir| self.path(&dir));
         let admin_token = match file.admin_token_env {
@@ -324,9 +321,7 @@ impl Validator<'_> {
                 Some(token) if token.len() < 16 => {
                     return Err(self.invalid("admin_token_env", format!("the token in `{var}` is shorter than 16 characters")));
                 }
-                Some(token) => Some(
-                    crate::secrets::SecretValue::new(&token).map_err(|e| self.invalid("admin_token_env", e.to_string()))?,
-                ),
+                Some(token) => Some(crate::secrets::SecretValue::new(&token).map_err(|e| self.invalid("admin_token_env", e.to_string()))?),
                 None => {
                     tracing::info!("admin API off: `{var}` is not set");
                     None
@@ -351,8 +346,7 @@ impl Validator<'_> {
     }
 
     fn forwardable_header(&self, key: &str, name: &str) -> Result<HeaderName, ConfigError> {
-        let header = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| self.invalid(key, format!("{name:?} is not a header name")))?;
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| self.invalid(key, format!("{name:?} is not a header name")))?;
         if NEVER_FORWARDED.contains(&header.as_str()) {
             return Err(self.invalid(key, format!("`{header}` carries credentials and is never forwarded to guests")));
         }
@@ -380,8 +374,7 @@ impl Validator<'_> {
                 ));
             }
         };
-        let egress = EgressPolicy::parse(&component.allow_outbound)
-            .map_err(|e| self.invalid(key("allow_outbound"), e.to_string()))?;
+        let egress = EgressPolicy::parse(&component.allow_outbound).map_err(|e| self.invalid(key("allow_outbound"), e.to_string()))?;
         let mut secret_headers = Vec::new();
         for (index, header) in component.secret_headers.into_iter().enumerate() {
             let key = key(&format!("secret_headers[{index}]"));
@@ -425,10 +418,7 @@ impl Validator<'_> {
             if (min..=max).contains(&value) {
                 Ok(value)
             } else {
-                Err(self.invalid(
-                    format!("components.{name}.limits.{field}"),
-                    format!("{value} is out of range: expected {min} to {max}"),
-                ))
+                Err(self.invalid(format!("components.{name}.limits.{field}"), format!("{value} is out of range: expected {min} to {max}")))
             }
         };
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
@@ -437,13 +427,26 @@ impl Validator<'_> {
         let queue = range("send_queue_bytes", file.send_queue_bytes, defaults.send_queue_bytes as u64, 1_024, 256 << 20)?;
         let receive = range("receive_buffer_bytes", file.receive_buffer_bytes, defaults.receive_buffer_bytes as u64, 1_024, 256 << 20)?;
         let connect = range("connect_timeout_ms", file.connect_timeout_ms, ms(defaults.connect_timeout), 10, 600_000)?;
-        let max_connect = range("max_connect_timeout_ms", file.max_connect_timeout_ms, ms(defaults.max_connect_timeout).max(connect), connect, 600_000)?;
+        let max_connect =
+            range("max_connect_timeout_ms", file.max_connect_timeout_ms, ms(defaults.max_connect_timeout).max(connect), connect, 600_000)?;
         Ok(Limits {
             memory_bytes: (memory_mb as usize) << 20,
             cpu_burst: Duration::from_millis(range("cpu_burst_ms", file.cpu_burst_ms, ms(defaults.cpu_burst), 10, 600_000)?),
             cpu_total: Duration::from_millis(range("cpu_total_ms", file.cpu_total_ms, ms(defaults.cpu_total), 10, 86_400_000)?),
-            max_outbound_connections: range("max_outbound_connections", file.max_outbound_connections.map(u64::from), u64::from(defaults.max_outbound_connections), 0, 1_000)? as u32,
-            max_outbound_connects: range("max_outbound_connects", file.max_outbound_connects.map(u64::from), u64::from(defaults.max_outbound_connects), 0, 1_000_000)? as u32,
+            max_outbound_connections: range(
+                "max_outbound_connections",
+                file.max_outbound_connections.map(u64::from),
+                u64::from(defaults.max_outbound_connections),
+                0,
+                1_000,
+            )? as u32,
+            max_outbound_connects: range(
+                "max_outbound_connects",
+                file.max_outbound_connects.map(u64::from),
+                u64::from(defaults.max_outbound_connects),
+                0,
+                1_000_000,
+            )? as u32,
             max_message_bytes: max_message as usize,
             send_queue_bytes: queue as usize,
             receive_buffer_bytes: receive as usize,

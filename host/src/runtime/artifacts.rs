@@ -49,11 +49,7 @@ impl ArtifactStore {
         }
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Ok(ArtifactStore {
-            dir: dir.map(Path::to_path_buf),
-            engine_tag: format!("{:016x}", hasher.finish()),
-            in_memory: Arc::default(),
-        })
+        Ok(ArtifactStore { dir: dir.map(Path::to_path_buf), engine_tag: format!("{:016x}", hasher.finish()), in_memory: Arc::default() })
     }
 
     fn compiled_path(&self, digest: &str) -> Option<PathBuf> {

@@ -119,8 +119,7 @@ impl std::fmt::Debug for LoadedComponent {
 impl Sandbox {
     /// The sandbox `config` describes: policy, secrets, limits, TLS trust, settings.
     pub fn from_config(config: &ComponentConfig, metrics: Arc<crate::metrics::Metrics>) -> Result<Self, LoadError> {
-        let tls = client_config(&config.extra_ca_certs)
-            .map_err(|source| LoadError::Tls { name: config.name.clone(), source })?;
+        let tls = client_config(&config.extra_ca_certs).map_err(|source| LoadError::Tls { name: config.name.clone(), source })?;
         let limits = config.limits.clone();
         let pump = PumpOptions {
             max_message_bytes: limits.max_message_bytes,
@@ -144,8 +143,9 @@ impl Sandbox {
 /// The bytes of a configured component's code.
 pub fn source_bytes(config: &ComponentConfig) -> Result<Vec<u8>, LoadError> {
     match &config.source {
-        ComponentSource::File(path) => std::fs::read(path)
-            .map_err(|source| LoadError::Read { name: config.name.clone(), path: path.clone(), source }),
+        ComponentSource::File(path) => {
+            std::fs::read(path).map_err(|source| LoadError::Read { name: config.name.clone(), path: path.clone(), source })
+        }
         ComponentSource::Builtin(builtin) => Ok(builtin.wasm().to_vec()),
     }
 }

@@ -32,11 +32,7 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 impl Host for CallState {
-    async fn connect(
-        &mut self,
-        url: String,
-        options: ConnectOptions,
-    ) -> wasmtime::Result<Result<Resource<PendingConnection>, ErrorCode>> {
+    async fn connect(&mut self, url: String, options: ConnectOptions) -> wasmtime::Result<Result<Resource<PendingConnection>, ErrorCode>> {
         let request = match self.prepare(&url, options) {
             Ok(request) => request,
             Err(error) => return Ok(Err(error)),
@@ -66,18 +62,17 @@ impl Host for CallState {
                     );
                     let closed_timeline = timeline.clone();
                     let closed_target = target.to_string();
-                    let (mut connection, _control) =
-                        pump::spawn(dialed.socket, &pump_options, dialed.protocol, counters, move |info| {
-                            closed_timeline.host(
-                                "outbound.closed",
-                                &[
-                                    ("target", closed_target),
-                                    ("code", info.code.to_string()),
-                                    ("reason", info.reason.clone()),
-                                    ("by", info.by.label().to_owned()),
-                                ],
-                            );
-                        });
+                    let (mut connection, _control) = pump::spawn(dialed.socket, &pump_options, dialed.protocol, counters, move |info| {
+                        closed_timeline.host(
+                            "outbound.closed",
+                            &[
+                                ("target", closed_target),
+                                ("code", info.code.to_string()),
+                                ("reason", info.reason.clone()),
+                                ("by", info.by.label().to_owned()),
+                            ],
+                        );
+                    });
                     connection.hold_slot(Box::new(slot));
                     Ok(connection)
                 }
@@ -105,10 +100,7 @@ impl CallState {
         if self.open_outbound.load(Ordering::Relaxed) >= limits.max_outbound_connections
             || self.connects_started >= limits.max_outbound_connects
         {
-            self.timeline.host(
-                "outbound.denied",
-                &[("target", target.to_string()), ("cause", "connection-limit".to_owned())],
-            );
+            self.timeline.host("outbound.denied", &[("target", target.to_string()), ("cause", "connection-limit".to_owned())]);
             return Err(ErrorCode::ConnectionLimit);
         }
         let mut headers = Vec::with_capacity(options.headers.len() + 1);
@@ -129,11 +121,7 @@ impl CallState {
             headers.retain(|(name, _)| *name != secret.name);
             headers.push((secret.name.clone(), secret.value.header_value().clone()));
         }
-        let timeout = options
-            .timeout
-            .map(Duration::from_nanos)
-            .unwrap_or(limits.connect_timeout)
-            .min(limits.max_connect_timeout);
+        let timeout = options.timeout.map(Duration::from_nanos).unwrap_or(limits.connect_timeout).min(limits.max_connect_timeout);
         let check_target = target.clone();
         let check_sandbox = sandbox.clone();
         let address_check = Arc::new(move |address| check_sandbox.egress.allows_address(&check_target, address));
@@ -183,10 +171,7 @@ impl HostFutureConnection for CallState {
         subscribe(&mut self.table, future)
     }
 
-    async fn get(
-        &mut self,
-        future: Resource<PendingConnection>,
-    ) -> wasmtime::Result<Option<Result<Resource<Connection>, ErrorCode>>> {
+    async fn get(&mut self, future: Resource<PendingConnection>) -> wasmtime::Result<Option<Result<Resource<Connection>, ErrorCode>>> {
         let outcome = self.table.get_mut(&future)?.take();
         Ok(match outcome {
             None => None,

@@ -44,7 +44,9 @@ pub fn classify(markers: &[Marker]) -> Verdict {
         match marker.name.as_str() {
             "guest.trap" => fail("guest", format!("guest {}: {}", attr(marker, "cause"), attr(marker, "detail"))),
             "instance.failed" => fail("host", format!("instance failed: {}", attr(marker, "error"))),
-            "deepgram.rejected" => fail("deepgram", format!("Deepgram rejected the connection: HTTP {} {}", attr(marker, "status"), attr(marker, "detail"))),
+            "deepgram.rejected" => {
+                fail("deepgram", format!("Deepgram rejected the connection: HTTP {} {}", attr(marker, "status"), attr(marker, "detail")))
+            }
             "deepgram.gave-up" => fail("deepgram", format!("gave up on Deepgram ({})", attr(marker, "why"))),
             "deepgram.final-timeout" => fail("deepgram", "Deepgram sent no final close after CloseStream".to_owned()),
             "pipeline.summary" if attr(marker, "lost_bytes") != "0" && !attr(marker, "lost_bytes").is_empty() => {
@@ -96,7 +98,12 @@ mod tests {
 
     #[test]
     fn a_clean_call_is_ok() {
-        let markers = [m("call.accepted", &[]), m("twilio.stop", &[]), m("pipeline.summary", &[("lost_bytes", "0")]), m("call.closed", &[("code", "1000")])];
+        let markers = [
+            m("call.accepted", &[]),
+            m("twilio.stop", &[]),
+            m("pipeline.summary", &[("lost_bytes", "0")]),
+            m("call.closed", &[("code", "1000")]),
+        ];
         assert_eq!(classify(&markers), Verdict { outcome: "ok", failing_leg: None, cause: None });
     }
 
@@ -114,7 +121,11 @@ mod tests {
 
     #[test]
     fn a_recovered_reconnect_is_degraded_and_a_vanished_caller_blames_twilio() {
-        let recovered = [m("deepgram.closed", &[("code", "1011"), ("reason", "NET-0000")]), m("twilio.stop", &[]), m("call.closed", &[("code", "1000")])];
+        let recovered = [
+            m("deepgram.closed", &[("code", "1011"), ("reason", "NET-0000")]),
+            m("twilio.stop", &[]),
+            m("call.closed", &[("code", "1000")]),
+        ];
         let verdict = classify(&recovered);
         assert_eq!((verdict.outcome, verdict.failing_leg), ("degraded", Some("deepgram")));
         let vanished = [m("call.closed", &[("code", "1006"), ("reason", "reset")])];

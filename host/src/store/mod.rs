@@ -156,7 +156,13 @@ impl CallStore {
             .name("switchboard-store".to_owned())
             .spawn(move || write_loop(writer, receiver, retention, &thread_path))
             .map_err(|e| error(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
-        Ok(CallStore { path: path.to_owned(), reader: Arc::new(Mutex::new(reader)), sender: Some(sender), dropped: Arc::default(), _temporary: None })
+        Ok(CallStore {
+            path: path.to_owned(),
+            reader: Arc::new(Mutex::new(reader)),
+            sender: Some(sender),
+            dropped: Arc::default(),
+            _temporary: None,
+        })
     }
 
     /// Opens an existing database for queries only (safe beside a running host).
@@ -165,16 +171,20 @@ impl CallStore {
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let reader = Connection::open_with_flags(path, flags).map_err(error)?;
         reader.busy_timeout(Duration::from_secs(5)).map_err(error)?;
-        Ok(CallStore { path: path.to_owned(), reader: Arc::new(Mutex::new(reader)), sender: None, dropped: Arc::default(), _temporary: None })
+        Ok(CallStore {
+            path: path.to_owned(),
+            reader: Arc::new(Mutex::new(reader)),
+            sender: None,
+            dropped: Arc::default(),
+            _temporary: None,
+        })
     }
 
     /// A store in a temporary directory, deleted when the store is dropped (a host
     /// without a data directory keeps its calls only while it runs).
     pub fn open_temporary(retention: Retention) -> Result<Self, StoreError> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Sqlite {
-            path: std::env::temp_dir(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-        })?;
+        let dir = tempfile::tempdir()
+            .map_err(|e| StoreError::Sqlite { path: std::env::temp_dir(), source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)) })?;
         let mut store = Self::open(&dir.path().join("calls.db"), retention)?;
         store._temporary = Some(Arc::new(dir));
         Ok(store)
@@ -317,7 +327,12 @@ fn write_loop(mut connection: Connection, receiver: Receiver<Marker>, retention:
     }
 }
 
-fn commit(connection: &mut Connection, live: &mut HashMap<u64, LiveCall>, finished: &mut Finished, batch: &[Marker]) -> rusqlite::Result<()> {
+fn commit(
+    connection: &mut Connection,
+    live: &mut HashMap<u64, LiveCall>,
+    finished: &mut Finished,
+    batch: &[Marker],
+) -> rusqlite::Result<()> {
     let transaction = connection.transaction()?;
     let mut touched: Vec<u64> = Vec::new();
     for marker in batch {
@@ -332,7 +347,15 @@ fn commit(connection: &mut Connection, live: &mut HashMap<u64, LiveCall>, finish
             transaction.execute(
                 "INSERT INTO markers (call_id, seq, unix_ms, offset_ms, source, leg, name, attributes)
                  SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7 FROM markers WHERE call_id = ?1",
-                params![id as i64, marker.unix_ms as i64, marker.offset.as_secs_f64() * 1e3, marker.source.to_string(), leg_of(&marker.name), marker.name, serde_json::to_string(&marker.attributes).unwrap_or_default()],
+                params![
+                    id as i64,
+                    marker.unix_ms as i64,
+                    marker.offset.as_secs_f64() * 1e3,
+                    marker.source.to_string(),
+                    leg_of(&marker.name),
+                    marker.name,
+                    serde_json::to_string(&marker.attributes).unwrap_or_default()
+                ],
             )?;
             continue;
         }

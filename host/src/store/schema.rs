@@ -87,14 +87,15 @@ pub(super) fn list(connection: &Connection, filter: &CallFilter, now_ms: i64) ->
 }
 
 pub(super) fn find(connection: &Connection, key: &str, now_ms: i64) -> rusqlite::Result<Option<CallSummary>> {
-    let sql = format!("SELECT {SUMMARY_COLUMNS} FROM calls WHERE call_id = ?1 OR call_sid = ?2 OR stream_sid = ?2 ORDER BY started_ms DESC LIMIT 1");
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM calls WHERE call_id = ?1 OR call_sid = ?2 OR stream_sid = ?2 ORDER BY started_ms DESC LIMIT 1"
+    );
     connection.query_row(&sql, params![parse_call_id(key).unwrap_or(-1), key], |row| summary(row, now_ms)).optional()
 }
 
 pub(super) fn timeline(connection: &Connection, call_id: &str) -> rusqlite::Result<Vec<StoredMarker>> {
-    let mut statement = connection.prepare_cached(
-        "SELECT offset_ms, unix_ms, source, leg, name, attributes FROM markers WHERE call_id = ?1 ORDER BY seq",
-    )?;
+    let mut statement = connection
+        .prepare_cached("SELECT offset_ms, unix_ms, source, leg, name, attributes FROM markers WHERE call_id = ?1 ORDER BY seq")?;
     let rows = statement.query_map(params![parse_call_id(call_id).unwrap_or(-1)], |row| {
         let attributes: String = row.get(5)?;
         Ok(StoredMarker {

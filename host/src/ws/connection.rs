@@ -91,11 +91,8 @@ impl Connection {
     }
 
     fn closed_error(&self) -> ErrorCode {
-        let info = self.link.ended().unwrap_or(CloseInfo {
-            code: 1006,
-            reason: "the connection ended".to_owned(),
-            by: super::ClosedBy::Network,
-        });
+        let info =
+            self.link.ended().unwrap_or(CloseInfo { code: 1006, reason: "the connection ended".to_owned(), by: super::ClosedBy::Network });
         ErrorCode::Closed(CloseFrame { code: info.code, reason: info.reason })
     }
 

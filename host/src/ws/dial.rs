@@ -10,9 +10,9 @@ use http::{HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Error as WsError;
 
 use crate::egress::{Scheme, Target};
 
@@ -150,18 +150,14 @@ async fn dial_inner(request: DialRequest) -> Result<(DialedSocket, Option<String
         Scheme::Wss => {
             let server_name = rustls::pki_types::ServerName::try_from(target.host.clone())
                 .map_err(|e| DialError::Tls(format!("invalid server name {:?}: {e}", target.host)))?;
-            let stream = tokio_rustls::TlsConnector::from(tls)
-                .connect(server_name, tcp)
-                .await
-                .map_err(|e| DialError::Tls(tls_reason(&e)))?;
+            let stream =
+                tokio_rustls::TlsConnector::from(tls).connect(server_name, tcp).await.map_err(|e| DialError::Tls(tls_reason(&e)))?;
             Box::new(stream)
         }
     };
 
-    let mut http_request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| DialError::Other(format!("cannot build the upgrade request: {e}")))?;
+    let mut http_request =
+        url.as_str().into_client_request().map_err(|e| DialError::Other(format!("cannot build the upgrade request: {e}")))?;
     let request_headers = http_request.headers_mut();
     for (name, value) in headers {
         request_headers.insert(name, value);
@@ -174,11 +170,7 @@ async fn dial_inner(request: DialRequest) -> Result<(DialedSocket, Option<String
 
     match tokio_tungstenite::client_async_with_config(http_request, transport, Some(websocket)).await {
         Ok((socket, response)) => {
-            let protocol = response
-                .headers()
-                .get(http::header::SEC_WEBSOCKET_PROTOCOL)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let protocol = response.headers().get(http::header::SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()).map(str::to_owned);
             Ok((socket, protocol, peer))
         }
         Err(WsError::Http(response)) => {

@@ -32,9 +32,7 @@ impl PendingConnection {
     }
 
     fn joined(outcome: Result<Result<Connection, ErrorCode>, tokio::task::JoinError>) -> Result<Connection, ErrorCode> {
-        outcome.unwrap_or_else(|join_error| {
-            Err(ErrorCode::InternalError(Some(format!("the connect task failed: {join_error}"))))
-        })
+        outcome.unwrap_or_else(|join_error| Err(ErrorCode::InternalError(Some(format!("the connect task failed: {join_error}")))))
     }
 
     /// The outcome, once known; see the WIT `get`.
@@ -45,9 +43,9 @@ impl PendingConnection {
         }
         match std::mem::replace(&mut self.state, State::Taken) {
             State::Done(outcome) => Some(outcome),
-            State::Taken => Some(Err(ErrorCode::InternalError(Some(
-                "the connection was already taken from this future-connection".to_owned(),
-            )))),
+            State::Taken => {
+                Some(Err(ErrorCode::InternalError(Some("the connection was already taken from this future-connection".to_owned()))))
+            }
             State::Running(_) => None,
         }
     }

@@ -14,9 +14,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame as WireCloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WireMessage};
 
 use super::connection::{Connection, Outgoing};
@@ -202,16 +202,8 @@ where
     let link = Arc::new(LinkState::default());
     let (finished_tx, finished_rx) = oneshot::channel();
 
-    let connection = Connection::new(
-        incoming_rx,
-        outgoing_tx.clone(),
-        queued_tx.clone(),
-        queued_rx,
-        link.clone(),
-        options,
-        protocol,
-        counters.clone(),
-    );
+    let connection =
+        Connection::new(incoming_rx, outgoing_tx.clone(), queued_tx.clone(), queued_rx, link.clone(), options, protocol, counters.clone());
     let control = ConnectionControl { outgoing: outgoing_tx.clone(), link: link.clone(), finished: finished_rx };
     let weak_outgoing = outgoing_tx.downgrade();
     drop(outgoing_tx);
@@ -287,11 +279,9 @@ where
                 // If our close frame went first, this is the peer's answer to it.
                 let info = match (link.local_close(), frame) {
                     (Some(ours), _) => CloseInfo { code: ours.code, reason: ours.reason, by: ClosedBy::Local },
-                    (None, Some(frame)) => CloseInfo {
-                        code: frame.code.into(),
-                        reason: frame.reason.as_str().to_owned(),
-                        by: ClosedBy::Peer,
-                    },
+                    (None, Some(frame)) => {
+                        CloseInfo { code: frame.code.into(), reason: frame.reason.as_str().to_owned(), by: ClosedBy::Peer }
+                    }
                     (None, None) => CloseInfo { code: 1005, reason: String::new(), by: ClosedBy::Peer },
                 };
                 link.end(info.clone());
@@ -318,11 +308,7 @@ where
                 if let Some(ours) = link.local_close() {
                     break CloseInfo { code: ours.code, reason: ours.reason, by: ClosedBy::Local };
                 }
-                break CloseInfo {
-                    code: 1006,
-                    reason: "the connection ended without a close frame".to_owned(),
-                    by: ClosedBy::Network,
-                };
+                break CloseInfo { code: 1006, reason: "the connection ended without a close frame".to_owned(), by: ClosedBy::Network };
             }
         };
         counters.rx_frames.inc();

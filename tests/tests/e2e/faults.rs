@@ -126,7 +126,8 @@ const FEW_RETRIES: &[(&str, &str)] = &[("max_reconnects", "2")];
 
 #[tokio::test]
 async fn deepgram_closing_1011_mid_call_is_recovered_without_loss() -> anyhow::Result<()> {
-    let observed = faulty_call(Deepgram::Sim(DeepgramSim::new().close_after_audio(Duration::from_millis(800), 1)), 2.0, Ending::Stop, &[]).await?;
+    let observed =
+        faulty_call(Deepgram::Sim(DeepgramSim::new().close_after_audio(Duration::from_millis(800), 1)), 2.0, Ending::Stop, &[]).await?;
     assert_eq!(observed.marker("deepgram.closed").and_then(|m| m.attr("code")), Some("1011"));
     assert_eq!((observed.field("outcome"), observed.field("failing_leg")), ("degraded", "deepgram"), "{:#}", observed.call);
     assert!(observed.field("cause").contains("1011"), "{:#}", observed.call);

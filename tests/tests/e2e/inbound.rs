@@ -71,10 +71,8 @@ async fn a_guest_that_returns_gets_its_socket_closed_with_1000() -> anyhow::Resu
 #[tokio::test]
 async fn an_oversize_message_closes_with_1009() -> anyhow::Result<()> {
     init_tracing();
-    let host = TestHost::builder()
-        .route("/echo", ComponentSpec::new("echo", guests::ECHO).limit("max_message_bytes", 1024))
-        .start()
-        .await?;
+    let host =
+        TestHost::builder().route("/echo", ComponentSpec::new("echo", guests::ECHO).limit("max_message_bytes", 1024)).start().await?;
     let mut caller = TestClient::connect(&host.url("/echo")).await?;
     caller.send_binary(vec![7; 1024]).await?;
     assert_eq!(caller.next_data().await?.len(), 1024, "a message at the limit passes");
@@ -127,7 +125,8 @@ async fn twilio_signatures_are_checked_before_the_upgrade() -> anyhow::Result<()
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     init_tracing();
     const TOKEN: &str = "0123456789abcdef0123456789abcdef";
-    let host = TestHost::builder().twilio_auth_token(TOKEN).route("/twilio/media", ComponentSpec::new("echo", guests::ECHO)).start().await?;
+    let host =
+        TestHost::builder().twilio_auth_token(TOKEN).route("/twilio/media", ComponentSpec::new("echo", guests::ECHO)).start().await?;
     let connect = |headers: Vec<(&'static str, String)>| {
         let url = host.url("/twilio/media");
         async move {

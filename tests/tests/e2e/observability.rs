@@ -21,7 +21,11 @@ fn flush(host: &TestHost) {
 
 /// A host whose voice pipeline talks to a plain-ws simulator that wants `key`, given
 /// `given` as the injected key.
-async fn voice_host(sim: DeepgramSim, given: &str, data: Option<&std::path::Path>) -> anyhow::Result<(TestHost, switchboard_harness::sim::deepgram::RunningSim)> {
+async fn voice_host(
+    sim: DeepgramSim,
+    given: &str,
+    data: Option<&std::path::Path>,
+) -> anyhow::Result<(TestHost, switchboard_harness::sim::deepgram::RunningSim)> {
     init_tracing();
     let deepgram = sim.expect_token("right-key").start().await?;
     let spec = ComponentSpec::new("voice", guests::VOICE_PIPELINE)
@@ -29,7 +33,11 @@ async fn voice_host(sim: DeepgramSim, given: &str, data: Option<&std::path::Path
         .setting("deepgram_url", &deepgram.listen_url())
         .setting("reconnect_base_ms", "100")
         .secret_header("localhost", "Authorization", "Token ${DEEPGRAM_API_KEY}");
-    let mut builder = TestHost::builder().env("DEEPGRAM_API_KEY", given).route("/twilio/media", spec).route("/echo", ComponentSpec::new("echo", guests::ECHO)).route("/hostile", ComponentSpec::new("hostile", guests::HOSTILE).setting("mode", "trap"));
+    let mut builder = TestHost::builder()
+        .env("DEEPGRAM_API_KEY", given)
+        .route("/twilio/media", spec)
+        .route("/echo", ComponentSpec::new("echo", guests::ECHO))
+        .route("/hostile", ComponentSpec::new("hostile", guests::HOSTILE).setting("mode", "trap"));
     if let Some(dir) = data {
         builder = builder.data_dir(dir);
     }
@@ -73,7 +81,8 @@ async fn every_fault_shows_up_with_its_failing_leg_and_cause() -> anyhow::Result
     // A call's timeline and its stream SID lookup.
     let by_stream = get_json(&host, "/api/calls/MZ401").await?;
     assert_eq!(by_stream["call"]["call_sid"], "CA401");
-    let names: Vec<&str> = by_stream["timeline"].as_array().map(|t| t.iter().filter_map(|m| m["name"].as_str()).collect()).unwrap_or_default();
+    let names: Vec<&str> =
+        by_stream["timeline"].as_array().map(|t| t.iter().filter_map(|m| m["name"].as_str()).collect()).unwrap_or_default();
     for expected in ["call.accepted", "twilio.start", "outbound.failed", "deepgram.rejected", "call.closed"] {
         assert!(names.contains(&expected), "{expected} missing from {names:?}");
     }
@@ -128,7 +137,14 @@ async fn metrics_match_a_scripted_call() -> anyhow::Result<()> {
     init_tracing();
     let upstream = FakeServer::echo().start().await?;
     let relay = ComponentSpec::new("relay", guests::RELAY).allow(&upstream.origin()).setting("target", &upstream.url("/"));
-    let host = TestHost::builder().route("/relay", relay).route("/denied", ComponentSpec::new("hostile", guests::HOSTILE).setting("mode", "connect").setting("target", "wss://example.invalid/")).start().await?;
+    let host = TestHost::builder()
+        .route("/relay", relay)
+        .route(
+            "/denied",
+            ComponentSpec::new("hostile", guests::HOSTILE).setting("mode", "connect").setting("target", "wss://example.invalid/"),
+        )
+        .start()
+        .await?;
     let mut caller = TestClient::connect(&host.url("/relay")).await?;
     for index in 0..5 {
         caller.send_binary(vec![index; 100]).await?;
@@ -159,7 +175,8 @@ async fn metrics_match_a_scripted_call() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn the_dashboard_shows_a_failed_call_in_headless_chromium() -> anyhow::Result<()> {
-    let chromium = ["chromium", "chromium-browser"].into_iter().find(|name| std::process::Command::new(name).arg("--version").output().is_ok());
+    let chromium =
+        ["chromium", "chromium-browser"].into_iter().find(|name| std::process::Command::new(name).arg("--version").output().is_ok());
     let chromium = chromium.ok_or_else(|| anyhow::anyhow!("Chromium is not installed: ./test.sh installs Debian's `chromium` package"))?;
     let (host, _deepgram) = voice_host(DeepgramSim::new(), "wrong-key", None).await?;
     TwilioCall::new(&host.url("/twilio/media")).audio(speech(1.0)).sids("CADASH", "MZDASH").run().await?;
@@ -175,7 +192,19 @@ async fn the_dashboard_shows_a_failed_call_in_headless_chromium() -> anyhow::Res
     let run = |extra: Vec<String>| {
         let mut command = tokio::process::Command::new(chromium);
         command
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--window-size=1280,900", "--virtual-time-budget=4000"])
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                "--window-size=1280,900",
+                "--virtual-time-budget=4000",
+            ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .args(extra)
             .arg(&url)

@@ -73,16 +73,17 @@ async fn relays_over_wss_with_injected_secret_headers() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_secret_replaces_a_guest_header_of_the_same_name() -> anyhow::Result<()> {
     let upstream = FakeServer::echo().start().await?;
-    let spec = relay(&upstream.url("/"), &upstream.origin())
-        .setting("header.authorization", "Token guest-chosen")
-        .secret_header("localhost", "Authorization", "Token ${UPSTREAM_KEY}");
+    let spec = relay(&upstream.url("/"), &upstream.origin()).setting("header.authorization", "Token guest-chosen").secret_header(
+        "localhost",
+        "Authorization",
+        "Token ${UPSTREAM_KEY}",
+    );
     let host = start(spec).await?;
     let mut caller = TestClient::connect(&host.url("/relay")).await?;
     caller.send_text("x").await?;
     caller.next_text().await?;
     let handshake = upstream.wait_for_handshake().await?;
-    let values: Vec<&str> =
-        handshake.headers.iter().filter(|(n, _)| n == "authorization").map(|(_, v)| v.as_str()).collect();
+    let values: Vec<&str> = handshake.headers.iter().filter(|(n, _)| n == "authorization").map(|(_, v)| v.as_str()).collect();
     assert_eq!(values, ["Token sk-test-123"]);
     Ok(())
 }
@@ -127,8 +128,7 @@ async fn a_guest_may_ask_for_a_shorter_deadline() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_401_is_handshake_rejected_with_status_and_headers() -> anyhow::Result<()> {
     let upstream = FakeServer::echo().expect_token("right-key").start().await?;
-    let spec = relay(&upstream.url("/v1/listen"), &upstream.origin())
-        .secret_header("localhost", "Authorization", "Token ${UPSTREAM_KEY}");
+    let spec = relay(&upstream.url("/v1/listen"), &upstream.origin()).secret_header("localhost", "Authorization", "Token ${UPSTREAM_KEY}");
     let host = start(spec).await?;
     let report = connect_failure(&host).await?;
     assert!(report.contains("HandshakeRejected"), "{report}");

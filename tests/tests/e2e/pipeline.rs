@@ -37,11 +37,7 @@ async fn setup(sim: DeepgramSim, configure: impl FnOnce(ComponentSpec) -> Compon
         .setting("deepgram_url", &deepgram.listen_url())
         .setting("reconnect_base_ms", "100")
         .secret_header("localhost", "Authorization", "Token ${DEEPGRAM_API_KEY}");
-    let host = TestHost::builder()
-        .env("DEEPGRAM_API_KEY", KEY)
-        .route("/twilio/media", configure(spec))
-        .start()
-        .await?;
+    let host = TestHost::builder().env("DEEPGRAM_API_KEY", KEY).route("/twilio/media", configure(spec)).start().await?;
     Ok(Setup { host, deepgram, _ca: ca })
 }
 
@@ -72,7 +68,9 @@ async fn a_call_reaches_deepgram_whole_and_comes_back_as_transcripts() -> anyhow
 
     let handshake = &s.deepgram.handshakes()[0];
     assert_eq!(handshake.header("authorization"), Some(format!("Token {KEY}").as_str()));
-    for (param, value) in [("model", "nova-3"), ("encoding", "mulaw"), ("sample_rate", "8000"), ("channels", "1"), ("interim_results", "true")] {
+    for (param, value) in
+        [("model", "nova-3"), ("encoding", "mulaw"), ("sample_rate", "8000"), ("channels", "1"), ("interim_results", "true")]
+    {
         assert_eq!(handshake.param(param), Some(value), "{param}");
     }
 
@@ -84,7 +82,8 @@ async fn a_call_reaches_deepgram_whole_and_comes_back_as_transcripts() -> anyhow
     s.host.marker("deepgram.first-result", |_| true).await?;
     let utterance = s.host.marker("utterance", |_| true).await?;
     assert_eq!(utterance.attr("call_sid"), Some("CA00000000000000000000000000000001"));
-    let texts: Vec<String> = s.host.timeline().find(|m| m.name == "utterance").iter().filter_map(|m| m.attr("text").map(str::to_owned)).collect();
+    let texts: Vec<String> =
+        s.host.timeline().find(|m| m.name == "utterance").iter().filter_map(|m| m.attr("text").map(str::to_owned)).collect();
     assert_eq!(texts, script, "every scripted result came back as an utterance, in order");
     let summary = s.summary().await?;
     assert_eq!(summary.attr("lost_bytes"), Some("0"));

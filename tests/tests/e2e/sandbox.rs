@@ -106,9 +106,7 @@ async fn a_target_not_on_the_allowlist_is_denied() -> anyhow::Result<()> {
 async fn ws_is_denied_where_only_wss_is_allowed() -> anyhow::Result<()> {
     let upstream = FakeServer::echo().start().await?;
     let port = upstream.addr().port();
-    let spec = hostile("connect")
-        .allow(&format!("wss://localhost:{port}"))
-        .setting("target", &format!("ws://localhost:{port}/"));
+    let spec = hostile("connect").allow(&format!("wss://localhost:{port}")).setting("target", &format!("ws://localhost:{port}/"));
     let host = host_with(spec).await?;
     let mut caller = TestClient::connect(&host.url("/hostile")).await?;
     assert_eq!(caller.next_text().await?, "ErrorCode::Denied");

@@ -145,7 +145,9 @@ async fn swaps_under_load_drop_no_call_and_lose_no_byte() -> anyhow::Result<()> 
 async fn the_admin_api_needs_its_token_and_is_off_without_one() -> anyhow::Result<()> {
     init_tracing();
     let host = TestHost::builder().admin_token(TOKEN).route("/call", ComponentSpec::new("app", guests::VERSIONED_V1)).start().await?;
-    let wrong = admin_client::request(&host.http_url(""), "not-the-token-at-all", http::Method::GET, "/components", Vec::new(), "application/json").await;
+    let wrong =
+        admin_client::request(&host.http_url(""), "not-the-token-at-all", http::Method::GET, "/components", Vec::new(), "application/json")
+            .await;
     assert!(format!("{:#}", wrong.expect_err("wrong token refused")).contains("401"));
     let listed = admin(&host, http::Method::GET, "/components", Vec::new()).await?;
     assert_eq!(listed[0]["component"], "app");

@@ -98,10 +98,7 @@ fn connect_storm() -> String {
 
 fn snoop(request: &RequestInfo) -> String {
     let mut seen = Vec::new();
-    seen.push(format!(
-        "settings={:?}",
-        switchboard_guest::bindings::wasi::config::store::get_all()
-    ));
+    seen.push(format!("settings={:?}", switchboard_guest::bindings::wasi::config::store::get_all()));
     seen.push(format!("env={:?}", std::env::vars().collect::<Vec<_>>()));
     seen.push(format!("args={:?}", std::env::args().collect::<Vec<_>>()));
     seen.push(format!("files={:?}", std::fs::read_dir("/").map(|d| d.count())));
@@ -110,11 +107,8 @@ fn snoop(request: &RequestInfo) -> String {
         // A plain socket through wasi:sockets, around the host's policy: must fail.
         seen.push(format!("tcp={:?}", std::net::TcpStream::connect(address.as_str()).map(|_| "connected")));
     }
-    let options = ConnectOptions {
-        headers: vec![("authorization".into(), "guest-chosen".into())],
-        subprotocols: Vec::new(),
-        timeout: None,
-    };
+    let options =
+        ConnectOptions { headers: vec![("authorization".into(), "guest-chosen".into())], subprotocols: Vec::new(), timeout: None };
     match connect(&target(), &options).and_then(|future| finish_connect(&future)) {
         Ok(connection) => {
             seen.push(format!("protocol={:?}", connection.protocol()));

@@ -28,9 +28,7 @@ impl Handler for Relay {
         };
         let options = ConnectOptions {
             headers: configured_headers(),
-            subprotocols: setting("subprotocols")
-                .map(|list| list.split(',').map(|p| p.trim().to_owned()).collect())
-                .unwrap_or_default(),
+            subprotocols: setting("subprotocols").map(|list| list.split(',').map(|p| p.trim().to_owned()).collect()).unwrap_or_default(),
             timeout: setting("timeout_ms").and_then(|ms| ms.parse::<u64>().ok()).map(|ms| ms * 1_000_000),
         };
         let outbound = match connect(&target, &options).and_then(|future| finish_connect(&future)) {
@@ -43,10 +41,7 @@ impl Handler for Relay {
                 return;
             }
         };
-        mark(
-            "relay.connected",
-            &[("protocol".into(), outbound.protocol().unwrap_or_default())],
-        );
+        mark("relay.connected", &[("protocol".into(), outbound.protocol().unwrap_or_default())]);
         pump(&inbound, &outbound);
     }
 }
@@ -66,8 +61,8 @@ fn pump(inbound: &Connection, outbound: &Connection) {
     let mut to_outbound = Pending::default();
     let mut to_inbound = Pending::default();
     loop {
-        if let Some(frame) = move_messages(inbound, outbound, &mut to_outbound)
-            .or_else(|| move_messages(outbound, inbound, &mut to_inbound))
+        if let Some(frame) =
+            move_messages(inbound, outbound, &mut to_outbound).or_else(|| move_messages(outbound, inbound, &mut to_inbound))
         {
             let (closed, other) = frame;
             // 1005, 1006 and 1015 describe a close; they may not be sent in one.
