@@ -24,6 +24,8 @@ cpu_total_ms = 3600000'
 
 cat > "$out/inbound.toml" <<TOML
 listen = "127.0.0.1:9011"
+[operator]
+listen = "127.0.0.1:0"
 [[routes]]
 path = "/"
 component = "echo"
@@ -34,9 +36,14 @@ $limits
 TOML
 cat > "$out/outbound.toml" <<TOML
 listen = "127.0.0.1:9012"
+[operator]
+listen = "127.0.0.1:0"
 [[routes]]
 path = "/autobahn"
 component = "autobahn"
+# The driver waits for the guest's report without a word: no caller deadlines here.
+first_message_timeout_ms = 600000
+idle_timeout_ms = 900000
 [components.autobahn]
 wasm = "$guests/autobahn_guest.wasm"
 allow_outbound = ["ws://127.0.0.1:9021"]

@@ -21,12 +21,21 @@ else
 fi
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
+# A smoke run writes what it finds to a scratch corpus, so the kept corpora (and the
+# working tree) stay as they are; a full run grows the kept corpora.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
 for target in $targets; do
   features=()
   case " $host_targets " in *" $target "*) features=(--features host) ;; esac
   echo "== fuzz $target ($seconds s)" >&2
   # libFuzzer exits non-zero on a crash and leaves the input in fuzz/artifacts/<target>.
-  if ! cargo fuzz run -O "${features[@]}" "$target" -- -max_total_time="$seconds" -print_final_stats=1 >"/tmp/fuzz-$target.log" 2>&1; then
+  corpora=()
+  if [ "${1:-}" = "--smoke" ]; then
+    mkdir -p "$scratch/$target"
+    corpora=("$scratch/$target" "corpus/$target")
+  fi
+  if ! cargo fuzz run -O "${features[@]}" "$target" "${corpora[@]}" -- -max_total_time="$seconds" -print_final_stats=1 >"/tmp/fuzz-$target.log" 2>&1; then
     grep -E "panicked|ERROR|SUMMARY|Test unit written" "/tmp/fuzz-$target.log" >&2 || tail -20 "/tmp/fuzz-$target.log" >&2
     echo "fuzz: $target failed; the input is in fuzz/artifacts/$target" >&2
     exit 1

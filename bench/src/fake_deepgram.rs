@@ -57,7 +57,9 @@ impl FakeDeepgram {
         let current = recorder.clone();
         let server = tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
                 let recorder = lock(&current).clone();
                 let session = Session { acceptor: acceptor.clone(), expected: expected.clone(), recorder };
                 tokio::spawn(session.run(tcp));
@@ -215,7 +217,9 @@ impl Recorder {
         let now = now_ns();
         let mut seen = lock(&self.seen);
         for chunk in frames.chunks_exact(FRAME_BYTES) {
-            let Some(stamp) = Stamp::read(chunk) else { continue };
+            let Some(stamp) = Stamp::read(chunk) else {
+                continue;
+            };
             let micros = (now.saturating_sub(stamp.sent_ns) / 1_000).clamp(1, MAX_LATENCY_US);
             if stamp.seq == 0 {
                 let _ = seen.first_audio_us.record(micros);

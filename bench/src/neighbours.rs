@@ -79,7 +79,9 @@ pub async fn attack(base_url: String, attackers: u32, until: Instant) -> Attacks
 /// One hostile call; the close code the host answered with.
 async fn one_attack(base: &str, mode: &str) -> i32 {
     let url = if mode == "oversize" { format!("{base}/twilio/media") } else { format!("{base}/hostile/{mode}") };
-    let Ok((mut socket, _)) = tokio_tungstenite::connect_async(url.as_str()).await else { return -1 };
+    let Ok((mut socket, _)) = tokio_tungstenite::connect_async(url.as_str()).await else {
+        return -1;
+    };
     if mode == "oversize" {
         let _ = socket.send(Message::Text("x".repeat(2 << 20).into())).await;
     }
@@ -87,7 +89,9 @@ async fn one_attack(base: &str, mode: &str) -> i32 {
     let outcome = tokio::time::timeout(deadline, async {
         while let Some(message) = socket.next().await {
             match message {
-                Ok(Message::Close(frame)) => return frame.map_or(0, |f| i32::from(u16::from(f.code))),
+                Ok(Message::Close(frame)) => {
+                    return frame.map_or(0, |f| i32::from(u16::from(f.code)));
+                }
                 // A report (connect-storm): the guest now waits for the caller to hang up.
                 Ok(Message::Text(_)) => {
                     let _ = socket.close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() })).await;

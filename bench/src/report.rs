@@ -167,9 +167,13 @@ impl Report {
         );
         let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
         for search in &self.searches {
-            let Some(trial) = self.reference(search.system) else { continue };
+            let Some(trial) = self.reference(search.system) else {
+                continue;
+            };
             let ratio = |value: f64, base: Option<f64>| match base {
-                Some(base) if base > 0.0 && search.system != System::Native => format!(" ({:.2}x)", value / base),
+                Some(base) if base > 0.0 && search.system != System::Native => {
+                    format!(" ({:.2}x)", value / base)
+                }
                 _ => String::new(),
             };
             let base = native.as_ref();

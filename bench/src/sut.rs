@@ -166,6 +166,9 @@ fn switchboard_config(environment: &Environment, listen: &str, max_calls: u32) -
 max_concurrent_calls = {max_calls}
 data_dir = {data_dir}
 
+[operator]
+listen = "127.0.0.1:0"
+
 [[routes]]
 path = "/twilio/media"
 component = "voice-pipeline"

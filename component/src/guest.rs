@@ -132,7 +132,9 @@ impl Glue {
     }
 
     fn flush_outbox(&mut self) {
-        let Upstream::Open { connection, .. } = &self.upstream else { return };
+        let Upstream::Open { connection, .. } = &self.upstream else {
+            return;
+        };
         while let Some(message) = self.outbox.pop_front() {
             match connection.send(&message) {
                 Ok(()) => {}
@@ -214,7 +216,9 @@ impl Glue {
                 }
             }
         }
-        let Upstream::Open { connection, .. } = &self.upstream else { return };
+        let Upstream::Open { connection, .. } = &self.upstream else {
+            return;
+        };
         loop {
             match connection.receive() {
                 Ok(Some(Message::Text(text))) => pipeline.on_deepgram_text(&text, now),

@@ -457,7 +457,9 @@ impl Pipeline {
             if max < min {
                 break; // pacing: wait until a whole frame is allowed
             }
-            let Some(audio) = self.ledger.next_frame(min, max) else { break };
+            let Some(audio) = self.ledger.next_frame(min, max) else {
+                break;
+            };
             session_bytes += audio.len() as u64;
             last_send_ms = now_ms;
             self.actions.push(Action::SendAudio(audio));

@@ -1,7 +1,7 @@
-//! The admin API, under `/admin` on the host's port: list component versions, deploy a
-//! new one (uploaded, or a file on the host), roll back. Every request needs
-//! `Authorization: Bearer <token>`, the token coming from the environment variable named
-//! by `admin_token_env`; with no token configured every `/admin` path answers 404.
+//! The admin (deploy) API, under `/admin` on the operator listener: list component
+//! versions, deploy a new one (uploaded, or a file on the host), roll back. Every request
+//! needs the admin token (`[operator] admin_token_env`) as a bearer token; with no token
+//! configured every `/admin` path answers 404.
 //!
 //! | request | body | answer |
 //! |---|---|---|
@@ -40,18 +40,12 @@ pub(crate) fn router(host: Shared) -> Router<Shared> {
 }
 
 async fn authorize(State(host): State<Shared>, request: Request, next: Next) -> Response {
-    let Some(token) = &host.config.admin_token else {
+    if host.config.operator.admin_token.is_none() {
         return StatusCode::NOT_FOUND.into_response();
-    };
-    let presented = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !token.matches(presented.as_bytes()) {
+    }
+    if !crate::operator::allowed(&host, &request, crate::operator::Access::Admin) {
         tracing::warn!(path = %request.uri().path(), "admin request refused: bad or missing token");
-        return (StatusCode::UNAUTHORIZED, "admin token required\n").into_response();
+        return crate::operator::unauthorized("the deploy API");
     }
     next.run(request).await
 }
@@ -106,7 +100,9 @@ async fn rollback(State(host): State<Shared>, Path(name): Path<String>, body: By
     } else {
         match serde_json::from_slice(&body) {
             Ok(request) => request,
-            Err(error) => return (StatusCode::BAD_REQUEST, format!("bad rollback request: {error}\n")).into_response(),
+            Err(error) => {
+                return (StatusCode::BAD_REQUEST, format!("bad rollback request: {error}\n")).into_response();
+            }
         }
     };
     answer(host.registry.rollback(&name, request.to).await)

@@ -1,4 +1,5 @@
-//! The query API, metrics and dashboard on the host's port.
+//! The query API, metrics and dashboard, served on the operator listener behind its read
+//! token (see `crate::operator`).
 //!
 //! | request | answer |
 //! |---|---|
@@ -72,7 +73,9 @@ async fn list(State(host): State<Shared>, Query(query): Query<ListQuery>) -> Res
 async fn show(State(host): State<Shared>, Path(key): Path<String>) -> Response {
     let store = host.store.clone();
     let found = blocking(move || {
-        let Some(call) = store.find(&key)? else { return Ok(None) };
+        let Some(call) = store.find(&key)? else {
+            return Ok(None);
+        };
         let timeline = store.timeline(&call.call_id)?;
         Ok(Some((call, timeline)))
     })
@@ -87,7 +90,9 @@ async fn show(State(host): State<Shared>, Path(key): Path<String>) -> Response {
 async fn transcript(State(host): State<Shared>, Path(key): Path<String>) -> Response {
     let store = host.store.clone();
     let found = blocking(move || {
-        let Some(call) = store.find(&key)? else { return Ok(None) };
+        let Some(call) = store.find(&key)? else {
+            return Ok(None);
+        };
         Ok(Some(store.timeline(&call.call_id)?))
     })
     .await;

@@ -1,7 +1,7 @@
 //! What `switchboard calls` prints: a line per call, or one call's timeline as a table
 //! with the cause of a failure stated first.
 
-use crate::store::{CallFilter, CallStore, CallSummary, StoreError};
+use crate::store::{CallSummary, StoredMarker};
 
 fn seconds(ms: Option<i64>) -> String {
     ms.map_or("-".to_owned(), |ms| format!("{:.1}s", ms as f64 / 1e3))
@@ -26,23 +26,19 @@ fn line(call: &CallSummary) -> String {
     )
 }
 
-/// Recent calls, newest first.
-pub fn list(store: &CallStore, outcome: Option<String>, leg: Option<String>, limit: u32) -> Result<Vec<String>, StoreError> {
-    let calls = store.list(&CallFilter { outcome, leg, limit: Some(limit), ..CallFilter::default() })?;
+/// Recent calls, newest first: a header and a line each.
+pub fn list(calls: &[CallSummary]) -> Vec<String> {
     let mut lines =
         vec![format!("{:<24} {:<36} {:>9} {:>7}  {:<11} {:<9} {}", "CALL", "CALL SID", "STARTED", "LENGTH", "OUTCOME", "LEG", "CAUSE")];
     lines.extend(calls.iter().map(line));
     if calls.is_empty() {
         lines.push("(no calls)".to_owned());
     }
-    Ok(lines)
+    lines
 }
 
-/// One call's timeline.
-pub fn show(store: &CallStore, key: &str) -> Result<Vec<String>, StoreError> {
-    let Some(call) = store.find(key)? else {
-        return Ok(vec![format!("no call matches {key:?} (a call id, call SID or stream SID)")]);
-    };
+/// One call: the cause of a failure first, then its whole timeline.
+pub fn show(call: &CallSummary, timeline: &[StoredMarker]) -> Vec<String> {
     let mut lines = Vec::new();
     match (&call.failing_leg, &call.cause) {
         (Some(leg), Some(cause)) => lines.push(format!("{} on the {leg} leg: {cause}", call.outcome.to_uppercase())),
@@ -60,7 +56,7 @@ pub fn show(store: &CallStore, key: &str) -> Result<Vec<String>, StoreError> {
     ));
     lines.push(String::new());
     lines.push(format!("{:>10}  {:<8} {:<6} {:<26} {}", "OFFSET", "LEG", "BY", "MARKER", "ATTRIBUTES"));
-    for marker in store.timeline(&call.call_id)? {
+    for marker in timeline {
         let attributes: Vec<String> = marker.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
         lines.push(format!(
             "{:>8.1}ms  {:<8} {:<6} {:<26} {}",
@@ -71,5 +67,5 @@ pub fn show(store: &CallStore, key: &str) -> Result<Vec<String>, StoreError> {
             attributes.join(" ")
         ));
     }
-    Ok(lines)
+    lines
 }

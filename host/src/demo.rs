@@ -67,12 +67,12 @@ pub async fn run(options: DemoOptions, mut out: impl FnMut(&str) + Send) -> anyh
     let deepgram = sim.start().await.context("starting the Deepgram simulator")?;
     let config = demo_config(&deepgram.origin(), &deepgram.listen_url(), ca.pem_path())?;
     let host = tokio::task::spawn_blocking(move || Switchboard::new(config)).await??;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("ws://{}/twilio/media", listener.local_addr()?);
+    let listeners = crate::Listeners::ephemeral().await?;
+    let url = format!("ws://{}/twilio/media", listeners.public.local_addr()?);
     let timeline = host.timeline();
     let mut live = timeline.subscribe();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(host.clone().serve(listener, async move {
+    tokio::spawn(host.clone().serve(listeners, async move {
         let _ = stopped.await;
     }));
 
@@ -125,6 +125,9 @@ fn demo_config(origin: &str, listen_url: &str, ca: &Path) -> anyhow::Result<Conf
         r#"
 listen = "127.0.0.1:0"
 max_concurrent_calls = 8
+
+[operator]
+listen = "127.0.0.1:0"
 
 [[routes]]
 path = "/twilio/media"

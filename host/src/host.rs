@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -38,6 +38,9 @@ pub enum StartError {
     /// The inbound TLS files are unusable.
     #[error("inbound TLS: {0}")]
     Tls(String),
+    /// The operator listener's TLS files are unusable.
+    #[error("operator TLS: {0}")]
+    OperatorTls(String),
     /// The data directory cannot be used.
     #[error("data directory: {0}")]
     DataDir(String),
@@ -60,8 +63,27 @@ pub(crate) struct HostInner {
     pub(crate) store: crate::store::CallStore,
     pub(crate) next_call: AtomicU64,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    pub(crate) operator_tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Set when a shutdown begins: new calls get 503 and `/readyz` fails.
+    pub(crate) stopping: AtomicBool,
     /// Flipped to true when a shutdown's drain deadline passes: live calls close with 1001.
-    pub(crate) draining: tokio::sync::watch::Sender<bool>,
+    pub(crate) closing: tokio::sync::watch::Sender<bool>,
+}
+
+/// The two sockets a host serves on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The public listener: routes (WebSocket upgrades), `/healthz`, `/readyz`.
+    pub public: TcpListener,
+    /// The operator listener: query API, events, dashboard, metrics, deploy API.
+    pub operator: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both on loopback with ports chosen by the system (tests, the demo).
+    pub async fn ephemeral() -> std::io::Result<Self> {
+        Ok(Listeners { public: TcpListener::bind("127.0.0.1:0").await?, operator: TcpListener::bind("127.0.0.1:0").await? })
+    }
 }
 
 impl std::fmt::Debug for Switchboard {
@@ -93,6 +115,7 @@ impl Switchboard {
         timeline.observe(Box::new(move |marker| recorder.record(marker)));
         let routes = config.routes.iter().map(|route| (route.path.clone(), route.clone())).collect();
         let tls = config.tls.as_ref().map(crate::server::tls_acceptor).transpose().map_err(StartError::Tls)?;
+        let operator_tls = config.operator.tls.as_ref().map(crate::server::tls_acceptor).transpose().map_err(StartError::OperatorTls)?;
         Ok(Switchboard {
             inner: Arc::new(HostInner {
                 call_slots: Arc::new(Semaphore::new(config.max_concurrent_calls as usize)),
@@ -104,8 +127,10 @@ impl Switchboard {
                 next_call: AtomicU64::new(call_id_base()),
                 metrics,
                 store: calls,
-                draining: tokio::sync::watch::channel(false).0,
+                stopping: AtomicBool::new(false),
+                closing: tokio::sync::watch::channel(false).0,
                 tls,
+                operator_tls,
             }),
         })
     }
@@ -135,13 +160,38 @@ impl Switchboard {
         self.inner.config.max_concurrent_calls as usize - self.inner.call_slots.available_permits()
     }
 
-    /// Serves on `listener` until `shutdown` completes, then drains: no new connection is
-    /// accepted, live calls get the configured `drain_timeout_ms` to finish on their own,
-    /// then their callers' sockets are closed with 1001 (a voice guest then flushes and
-    /// closes its own legs) and the host waits up to [`DRAIN_GRACE`] more for them to end.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        crate::server::serve(self.clone(), listener, shutdown).await?;
+    /// Binds the configured public and operator addresses.
+    pub async fn bind(&self) -> std::io::Result<Listeners> {
+        let bind = |address: std::net::SocketAddr, what: &'static str| async move {
+            TcpListener::bind(address).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {address} ({what}): {e}")))
+        };
+        Ok(Listeners {
+            public: bind(self.inner.config.listen, "public").await?,
+            operator: bind(self.inner.config.operator.listen, "operator").await?,
+        })
+    }
+
+    /// Serves on `listeners` until `shutdown` completes, then drains: new calls get 503
+    /// and `/readyz` fails, live calls get the configured `drain_timeout_ms` to finish on
+    /// their own, then their callers' sockets are closed with 1001 (a voice guest then
+    /// flushes and closes its own legs) and the host waits up to [`DRAIN_GRACE`] more for
+    /// them to end. Both listeners answer until the drain is over.
+    pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let public = tokio::spawn(crate::server::serve_public(self.inner.clone(), listeners.public, stopped.clone()));
+        let operator = tokio::spawn(crate::server::serve_operator(self.inner.clone(), listeners.operator, stopped));
+        let _watchers = crate::watch::start(&self);
+        shutdown.await;
+        tracing::info!("shutting down: new calls get 503; draining live calls");
+        self.inner.stopping.store(true, Ordering::Relaxed);
         self.drain(self.inner.config.drain_timeout).await;
+        stop.send_replace(true);
+        for server in [public, operator] {
+            match server.await {
+                Ok(result) => result?,
+                Err(error) => tracing::error!("a listener task failed: {error}"),
+            }
+        }
         Ok(())
     }
 
@@ -155,7 +205,7 @@ impl Switchboard {
         }
         if self.live_calls() > 0 {
             tracing::warn!(calls = self.live_calls(), "drain deadline passed: closing live calls with 1001");
-            self.inner.draining.send_replace(true);
+            self.inner.closing.send_replace(true);
             let closing = std::time::Instant::now();
             while self.live_calls() > 0 && closing.elapsed() < DRAIN_GRACE {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -10,21 +10,22 @@
 //! # async fn example() -> anyhow::Result<()> {
 //! let config = switchboard::Config::builtin()?;
 //! let host = switchboard::Switchboard::new(config)?;
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! host.serve(listener, std::future::pending()).await?;
+//! let listeners = host.bind().await?; // the public and the operator listener
+//! host.serve(listeners, std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
 
 mod admin;
-pub mod admin_client;
 mod api;
 pub mod call;
 pub mod calls_cli;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod egress;
 pub mod host;
 pub mod metrics;
+mod operator;
 pub mod registry;
 pub mod runtime;
 pub mod secrets;
@@ -36,5 +37,5 @@ mod watch;
 pub mod ws;
 
 pub use config::Config;
-pub use host::{StartError, Switchboard};
+pub use host::{Listeners, StartError, Switchboard};
 pub use timeline::{CallId, Marker, MarkerSource, Timeline};

@@ -75,22 +75,25 @@ enum Command {
         drop_deepgram_after: Option<f64>,
     },
     /// Serve calls. Without --config: the bundled voice pipeline on /twilio/media at
-    /// 127.0.0.1:8080, allowed to reach wss://api.deepgram.com with
-    /// `Authorization: Token $DEEPGRAM_API_KEY`.
+    /// 127.0.0.1:8080 (the operator listener at 127.0.0.1:9090), allowed to reach
+    /// wss://api.deepgram.com with `Authorization: Token $DEEPGRAM_API_KEY`.
     Serve {
         /// TOML configuration file.
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// Override the configured listen address.
+        /// Override the configured public listen address.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Override the configured operator listen address.
+        #[arg(long)]
+        operator_listen: Option<std::net::SocketAddr>,
     },
-    /// Recent calls from the call store, one line each (reads the database directly).
+    /// Recent calls, one line each, from a running host's operator listener (or, with
+    /// --db, from a call store on disk).
     Calls {
-        /// TOML configuration file (for its `data_dir`).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// The database, instead of `<data_dir>/calls.db`.
+        #[command(flatten)]
+        operator: OperatorArgs,
+        /// Read this call store database directly instead of asking a host.
         #[arg(long)]
         db: Option<PathBuf>,
         /// Only calls with this outcome: live, ok, degraded, failed, interrupted.
@@ -105,14 +108,13 @@ enum Command {
         #[command(subcommand)]
         action: Option<CallsAction>,
     },
-    /// Manage component versions on a running host through its admin API.
+    /// Manage component versions on a running host through its deploy API.
     Deploy {
-        /// The host's base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        host: String,
+        #[command(flatten)]
+        operator: OperatorArgs,
         /// Environment variable holding the admin token.
         #[arg(long, default_value = "SWITCHBOARD_ADMIN_TOKEN")]
-        token_env: String,
+        admin_token_env: String,
         #[command(subcommand)]
         action: DeployAction,
     },
@@ -134,17 +136,55 @@ enum Command {
     },
 }
 
-fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+/// Where a running host's operator listener is, and how to talk to it.
+#[derive(Debug, clap::Args)]
+struct OperatorArgs {
+    /// The operator listener's URL, e.g. https://10.0.0.5:9090 (default: from --config,
+    /// else http://127.0.0.1:9090).
+    #[arg(long)]
+    operator: Option<String>,
+    /// The host's configuration file, to find its operator listener (no secret is read).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Environment variable holding the operator (read) token, sent when set.
+    #[arg(long, default_value = "SWITCHBOARD_OPERATOR_TOKEN")]
+    token_env: String,
+    /// A PEM file of CA certificates to trust for an https:// operator listener.
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
+}
+
+impl OperatorArgs {
+    /// A client of the listener, sending the token from `token_env` when it is set.
+    fn client(&self, token_env: &str) -> anyhow::Result<switchboard::client::OperatorClient> {
+        let base = match &self.operator {
+            Some(url) => url.clone(),
+            None => switchboard::config::OperatorAddress::load(self.config.as_deref())?.url(),
+        };
+        let mut client = switchboard::client::OperatorClient::new(&base)?;
+        if let Some(token) = std::env::var(token_env).ok().filter(|t| !t.is_empty()) {
+            client = client.token(&token);
+        }
+        if let Some(ca) = &self.ca_cert {
+            client = client.trust_pem_file(ca)?;
+        }
+        Ok(client)
+    }
+}
+
+fn load_config(path: Option<&PathBuf>, overrides: switchboard::config::Overrides) -> anyhow::Result<Config> {
     Ok(match path {
-        Some(path) => Config::load(path)?,
-        None => Config::builtin()?,
+        Some(path) => Config::load_with(path, overrides)?,
+        None => Config::builtin_with(overrides)?,
     })
 }
 
 fn init_logging(format: LogFormat, default_filter: &str) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or journald gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -170,14 +210,10 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::bail!("the demo call did not complete cleanly");
             }
         }
-        Command::Serve { config, listen } => {
-            let mut config = load_config(config.as_ref())?;
-            if let Some(listen) = listen {
-                config.listen = listen;
-            }
-            let address = config.listen;
+        Command::Serve { config, listen, operator_listen } => {
+            let config = load_config(config.as_ref(), switchboard::config::Overrides { listen, operator_listen })?;
             let host = tokio::task::spawn_blocking(move || Switchboard::new(config)).await??;
-            let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+            let listeners = host.bind().await?;
             let shutdown = async {
                 let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                     Ok(signal) => signal,
@@ -191,40 +227,43 @@ async fn main() -> anyhow::Result<()> {
                     _ = tokio::signal::ctrl_c() => {}
                     _ = terminate.recv() => {}
                 }
-                tracing::info!("shutting down: no new calls are accepted; draining live calls");
             };
-            host.serve(listener, shutdown).await?;
+            host.serve(listeners, shutdown).await?;
         }
-        Command::Deploy { host, token_env, action } => {
-            let token = std::env::var(&token_env).with_context(|| format!("the admin token variable `{token_env}` is not set"))?;
-            let (method, path, body, content_type) = match &action {
+        Command::Deploy { operator, admin_token_env, action } => {
+            if std::env::var(&admin_token_env).map_or(true, |t| t.is_empty()) {
+                anyhow::bail!("the admin token variable `{admin_token_env}` is not set");
+            }
+            let client = operator.client(&admin_token_env)?;
+            let answer = match &action {
                 DeployAction::Upload { component, file } => {
                     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-                    (http::Method::PUT, format!("/components/{component}"), bytes, "application/wasm")
+                    client.upload(component, bytes).await?
                 }
-                DeployAction::List => (http::Method::GET, "/components".to_owned(), Vec::new(), "application/json"),
-                DeployAction::Rollback { component, to } => {
-                    let body = to.map(|n| serde_json::json!({ "to": n }).to_string().into_bytes()).unwrap_or_default();
-                    (http::Method::POST, format!("/components/{component}/rollback"), body, "application/json")
-                }
+                DeployAction::List => client.components().await?,
+                DeployAction::Rollback { component, to } => client.rollback(component, *to).await?,
             };
-            let answer = switchboard::admin_client::request(&host, &token, method, &path, body, content_type).await?;
             #[allow(clippy::print_stdout)]
             {
                 println!("{}", serde_json::to_string_pretty(&answer)?);
             }
         }
-        Command::Calls { config, db, outcome, leg, limit, action } => {
-            let path = match db {
-                Some(path) => path,
+        Command::Calls { operator, db, outcome, leg, limit, action } => {
+            let lines = match db {
+                Some(path) => calls_from_db(&path, outcome, leg, limit, action)?,
                 None => {
-                    load_config(config.as_ref())?.data_dir.map(|dir| dir.join("calls.db")).context("no data_dir configured: pass --db")?
+                    let client = operator.client(&operator.token_env)?;
+                    match action {
+                        None => {
+                            let query = switchboard::client::CallQuery { outcome, leg, limit: Some(limit) };
+                            switchboard::calls_cli::list(&client.calls(&query).await?)
+                        }
+                        Some(CallsAction::Show { key }) => match client.call(&key).await? {
+                            Some(detail) => switchboard::calls_cli::show(&detail.call, &detail.timeline),
+                            None => vec![no_such_call(&key)],
+                        },
+                    }
                 }
-            };
-            let store = switchboard::store::CallStore::open_read_only(&path).with_context(|| format!("opening {}", path.display()))?;
-            let lines = match action {
-                None => switchboard::calls_cli::list(&store, outcome, leg, limit)?,
-                Some(CallsAction::Show { key }) => switchboard::calls_cli::show(&store, &key)?,
             };
             #[allow(clippy::print_stdout)]
             for line in lines {
@@ -232,7 +271,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Compile { config, files } => {
-            let config = load_config(config.as_ref())?;
+            let config = load_config(config.as_ref(), Default::default())?;
             let report = tokio::task::spawn_blocking(move || switchboard::host::precompile(&config, &files)).await??;
             #[allow(clippy::print_stdout)]
             for line in report {
@@ -240,7 +279,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Check { config } => {
-            let config = load_config(config.as_ref())?;
+            let config = load_config(config.as_ref(), Default::default())?;
             let components: Vec<String> = config.components.keys().cloned().collect();
             tokio::task::spawn_blocking(move || Switchboard::new(config)).await??;
             #[allow(clippy::print_stdout)]
@@ -250,4 +289,34 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn no_such_call(key: &str) -> String {
+    format!("no call matches {key:?} (a call id, call SID or stream SID)")
+}
+
+/// `switchboard calls --db FILE`: the same lines, read from the database on disk.
+fn calls_from_db(
+    path: &std::path::Path,
+    outcome: Option<String>,
+    leg: Option<String>,
+    limit: u32,
+    action: Option<CallsAction>,
+) -> anyhow::Result<Vec<String>> {
+    let store = switchboard::store::CallStore::open_read_only(path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(match action {
+        None => switchboard::calls_cli::list(&store.list(&switchboard::store::CallFilter {
+            outcome,
+            leg,
+            limit: Some(limit),
+            ..Default::default()
+        })?),
+        Some(CallsAction::Show { key }) => match store.find(&key)? {
+            Some(call) => {
+                let timeline = store.timeline(&call.call_id)?;
+                switchboard::calls_cli::show(&call, &timeline)
+            }
+            None => vec![no_such_call(&key)],
+        },
+    })
 }

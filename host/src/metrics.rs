@@ -144,7 +144,7 @@ impl Metrics {
                 self.instances.inc();
                 self.calls_by_version.get_or_create(&VersionLabels { component: attr("component"), version: attr("version") }).inc();
             }
-            (MarkerSource::Host, "guest.returned") => {
+            (MarkerSource::Host, "guest.returned" | "guest.stopped") => {
                 self.instances.dec();
             }
             (MarkerSource::Host, "guest.trap") => {

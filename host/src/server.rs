@@ -1,10 +1,11 @@
-//! The inbound side: accepting TCP (optionally TLS), HTTP/1.1, routing, and WebSocket
-//! upgrades that start calls.
+//! The listeners: accepting TCP (optionally TLS) and HTTP/1.1 on the public and the
+//! operator listener, routing, and the WebSocket upgrades that start calls.
 //!
-//! Routes answer only WebSocket upgrades (426 otherwise); unknown paths get 404;
-//! `/healthz` answers `ok`. When every call slot is taken an upgrade gets 503.
+//! The public listener serves what Twilio needs and nothing else: routes answer only
+//! WebSocket upgrades (426 otherwise), `/healthz` answers `ok`, `/readyz` fails while the
+//! host drains, and every other path (the API, metrics, dashboard, deploy API included)
+//! is 404. When every call slot is taken, or the host is draining, an upgrade gets 503.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,10 +18,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::config::InboundTls;
-use crate::host::{HostInner, Switchboard};
+use crate::host::HostInner;
 use crate::runtime::bindings::RequestInfo;
 use crate::timeline::CallId;
 
@@ -38,25 +40,60 @@ pub const CONNECTIONS_PER_CALL: usize = 2;
 #[derive(Debug, Clone, Copy)]
 struct RemoteAddr(SocketAddr);
 
-type Shared = std::sync::Arc<HostInner>;
+pub(crate) type Shared = Arc<HostInner>;
 
-pub(crate) async fn serve(host: Switchboard, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+/// Serves the public listener until `stop` turns true: configured routes (WebSocket
+/// upgrades), `/healthz` and `/readyz`; every other path is 404.
+pub(crate) async fn serve_public(host: Shared, listener: TcpListener, stop: watch::Receiver<bool>) -> std::io::Result<()> {
     let router = Router::new()
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .nest("/admin", crate::admin::router(host.inner.clone()))
-        .merge(crate::api::router())
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route("/readyz", axum::routing::get(readiness))
         .fallback(upgrade)
-        .with_state(host.inner.clone());
-    let _watchers = crate::watch::start(&host);
-    let tls = host.inner.tls.clone();
-    tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "switchboard listening");
-    tokio::pin!(shutdown);
-    let connections = Arc::new(tokio::sync::Semaphore::new(
-        (host.inner.config.max_concurrent_calls as usize).saturating_mul(CONNECTIONS_PER_CALL).max(16),
-    ));
+        .with_state(host.clone());
+    let tls = host.tls.clone();
+    tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "switchboard listening (public)");
+    let connections = (host.config.max_concurrent_calls as usize).saturating_mul(CONNECTIONS_PER_CALL).max(16);
+    accept_loop(listener, router, tls, connections, stop).await
+}
+
+/// Serves the operator listener until `stop` turns true (see [`crate::operator`]).
+pub(crate) async fn serve_operator(host: Shared, listener: TcpListener, stop: watch::Receiver<bool>) -> std::io::Result<()> {
+    let router = crate::operator::router(host.clone());
+    let tls = host.operator_tls.clone();
+    tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "switchboard listening (operator)");
+    accept_loop(listener, router, tls, OPERATOR_CONNECTIONS, stop).await
+}
+
+/// `/readyz`: 200 while the host takes calls, 503 once it drains (for load balancers).
+pub(crate) async fn readiness(State(host): State<Shared>) -> Response {
+    if host.stopping.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+/// Waits until `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Open TCP connections at most on the operator listener.
+pub const OPERATOR_CONNECTIONS: usize = 256;
+
+/// Accepts connections (TLS first when configured) and serves HTTP/1.1 with upgrades on
+/// each, at most `max_connections` at once, until `stop` turns true.
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    max_connections: usize,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let connections = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
         let (tcp, remote) = tokio::select! {
-            () = &mut shutdown => return Ok(()),
+            () = stopped(&mut stop) => return Ok(()),
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -104,12 +141,15 @@ pub(crate) async fn serve(host: Switchboard, listener: TcpListener, shutdown: im
     }
 }
 
-/// Every path but `/healthz`: a WebSocket upgrade on a configured route starts a call.
+/// Every other path: a WebSocket upgrade on a configured route starts a call.
 async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
     let path = request.uri().path().to_owned();
     let Some(route) = host.routes.get(&path) else {
         return (StatusCode::NOT_FOUND, "no route for this path\n").into_response();
     };
+    if host.stopping.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining: not taking new calls\n").into_response();
+    }
     let Some(version) = host.registry.current(&route.component) else {
         return (StatusCode::NOT_FOUND, "no component for this route\n").into_response();
     };
@@ -137,7 +177,9 @@ async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
     let config = version.loaded.sandbox().pump.websocket_config();
     let (response, websocket) = match hyper_tungstenite::upgrade(&mut request, Some(config)) {
         Ok(upgrade) => upgrade,
-        Err(error) => return (StatusCode::BAD_REQUEST, format!("bad WebSocket upgrade: {error}\n")).into_response(),
+        Err(error) => {
+            return (StatusCode::BAD_REQUEST, format!("bad WebSocket upgrade: {error}\n")).into_response();
+        }
     };
 
     let call = CallId(host.next_call.fetch_add(1, Ordering::Relaxed));
@@ -152,11 +194,12 @@ async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
     let info = RequestInfo { connection_id: call.to_string(), path, query: request.uri().query().map(str::to_owned), headers };
     // The call keeps this version until it ends, whatever is deployed meanwhile.
     let live = version.enter_call();
-    let draining = host.draining.subscribe();
+    let closing = host.closing.subscribe();
+    let deadlines = route.deadlines;
     tokio::spawn(async move {
         let _permit = permit;
         match websocket.await {
-            Ok(socket) => crate::call::run(live, socket, info, timeline, draining).await,
+            Ok(socket) => crate::call::run(live, socket, info, timeline, closing, deadlines).await,
             Err(error) => timeline.host(
                 "call.closed",
                 &[("code", "1006".to_owned()), ("reason", format!("upgrade failed: {error}")), ("by", "network".to_owned())],

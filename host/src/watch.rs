@@ -54,7 +54,9 @@ async fn watch(host: Switchboard, name: String, path: PathBuf) {
             continue;
         }
         last = now;
-        let Ok(bytes) = tokio::fs::read(&path).await else { continue };
+        let Ok(bytes) = tokio::fs::read(&path).await else {
+            continue;
+        };
         let current = host.registry().current(&name).map(|v| v.digest.clone());
         if current.as_deref() == Some(digest(&bytes).as_str()) {
             continue;

@@ -99,16 +99,33 @@ fn switchboard_with_env(args: &[&str], env: (&str, &str)) -> std::process::Outpu
         .expect("the switchboard binary runs")
 }
 
-#[tokio::test]
-async fn deploy_lists_uploads_and_rolls_back_through_the_admin_api() {
-    const TOKEN: &str = "cli-admin-token-0123456789";
-    let toml = "admin_token_env = \"CLI_ADMIN\"\n[[routes]]\npath = \"/x\"\ncomponent = \"voice\"\n[components.voice]\nbuiltin = \"voice-pipeline\"\n";
-    let lookup = |name: &str| (name == "CLI_ADMIN").then(|| TOKEN.to_owned());
+/// Starts a host in-process from `toml` (with `env` as its environment) on ephemeral
+/// listeners; returns it and the public and operator addresses.
+async fn start_host(toml: &str, env: &[(&str, &str)]) -> (switchboard::Switchboard, std::net::SocketAddr, std::net::SocketAddr) {
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let config = switchboard::Config::parse(toml, "test", std::path::Path::new("."), &lookup).expect("config");
     let host = tokio::task::spawn_blocking(move || switchboard::Switchboard::new(config)).await.expect("join").expect("host");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(host.serve(listener, std::future::pending()));
+    let listeners = switchboard::Listeners::ephemeral().await.expect("bind");
+    let public = listeners.public.local_addr().expect("addr");
+    let operator = listeners.operator.local_addr().expect("addr");
+    tokio::spawn(host.clone().serve(listeners, std::future::pending()));
+    (host, public, operator)
+}
+
+#[tokio::test]
+async fn deploy_lists_uploads_and_rolls_back_over_https_on_the_operator_listener() {
+    const TOKEN: &str = "cli-admin-token-0123456789";
+    let ca = switchboard_sim::tls::TestCa::new().expect("test CA");
+    let (cert, key) = ca.write_server_files().expect("server files");
+    let toml = format!(
+        "[operator]\nadmin_token_env = \"CLI_ADMIN\"\n[operator.tls]\ncert = {cert:?}\nkey = {key:?}\n[[routes]]\npath = \"/x\"\ncomponent = \"voice\"\n[components.voice]\nbuiltin = \"voice-pipeline\"\n",
+        cert = cert.display().to_string(),
+        key = key.display().to_string(),
+    );
+    let (_host, _, operator) = start_host(&toml, &[("CLI_ADMIN", TOKEN)]).await;
+    let base = format!("https://localhost:{}", operator.port());
+    let ca_file = ca.pem_path().display().to_string();
 
     let dir = tempfile::tempdir().expect("temp dir");
     let wasm = dir.path().join("voice.wasm");
@@ -121,10 +138,21 @@ async fn deploy_lists_uploads_and_rolls_back_through_the_admin_api() {
         })
     };
     let deploy = |rest: &[&str]| {
-        let mut args = vec!["deploy".to_owned(), "--host".to_owned(), base.clone(), "--token-env".to_owned(), "CLI_ADMIN".to_owned()];
+        let mut args = vec!["deploy", "--operator", &base, "--ca-cert", &ca_file, "--admin-token-env", "CLI_ADMIN"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
         args.extend(rest.iter().map(|s| (*s).to_owned()));
         args
     };
+
+    // Without the CA, the operator's certificate is not trusted.
+    let untrusted =
+        run(vec!["deploy".into(), "--operator".into(), base.clone(), "--admin-token-env".into(), "CLI_ADMIN".into(), "list".into()])
+            .await
+            .expect("join");
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(!untrusted.status.success() && stderr.contains("TLS"), "{stderr}");
 
     let uploaded = run(deploy(&["upload", "voice", &wasm])).await.expect("join");
     let stdout = String::from_utf8_lossy(&uploaded.stdout);
@@ -171,11 +199,8 @@ async fn calls_lists_and_shows_stored_calls_with_the_cause_first() {
         origin = sim.origin(),
         url = sim.listen_url(),
     );
-    let config = switchboard::Config::parse(&toml, "test", std::path::Path::new("."), &|_| None).expect("config");
-    let host = tokio::task::spawn_blocking(move || switchboard::Switchboard::new(config)).await.expect("join").expect("host");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("ws://{}/twilio/media", listener.local_addr().expect("addr"));
-    tokio::spawn(host.clone().serve(listener, std::future::pending()));
+    let (host, public, operator) = start_host(&toml, &[]).await;
+    let url = format!("ws://{public}/twilio/media");
     let audio = switchboard_sim::mulaw::tone(500, 440.0);
     switchboard_sim::twilio::TwilioCall::new(&url).audio(audio).sids("CACLI", "MZCLI").run().await.expect("call");
     host.timeline().wait_for(std::time::Duration::from_secs(20), |m| m.name == "call.closed").await.expect("call closed");
@@ -192,14 +217,36 @@ async fn calls_lists_and_shows_stored_calls_with_the_cause_first() {
     assert!(listed.status.success(), "{stdout}{}", String::from_utf8_lossy(&listed.stderr));
     assert!(stdout.contains("CACLI") && stdout.contains("failed") && stdout.contains("deepgram"), "{stdout}");
 
-    let shown = tokio::task::spawn_blocking(move || switchboard(&["calls", "--db", &db, "show", "CACLI"])).await.expect("join");
+    let shown = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || switchboard(&["calls", "--db", &db, "show", "CACLI"])
+    })
+    .await
+    .expect("join");
     let stdout = String::from_utf8_lossy(&shown.stdout);
     let first = stdout.lines().next().unwrap_or_default();
     assert_eq!(first, "FAILED on the deepgram leg: Deepgram rejected the connection: HTTP 401 Invalid credentials.", "{stdout}");
     assert!(stdout.contains("deepgram.rejected") && stdout.contains("call.closed"), "{stdout}");
+
+    // The same through the operator listener, as an operator on another machine would.
+    let base = format!("http://{operator}");
+    let remote = tokio::task::spawn_blocking(move || switchboard(&["calls", "--operator", &base, "show", "MZCLI"])).await.expect("join");
+    let remote_out = String::from_utf8_lossy(&remote.stdout);
+    assert!(remote.status.success(), "{remote_out}{}", String::from_utf8_lossy(&remote.stderr));
+    assert_eq!(remote_out.lines().next(), Some(first), "{remote_out}");
 }
 
-/// SIGTERM on the real process, mid-call: new connections are refused, the live call gets
+/// One raw HTTP/1.1 GET; the whole answer as text.
+async fn http_get(address: impl tokio::net::ToSocketAddrs, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(address).await.expect("connect");
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// SIGTERM on the real process, mid-call: new calls get 503 and `/readyz` fails, the live call gets
 /// the drain deadline, then its caller is closed with 1001, Deepgram gets `CloseStream`
 /// and finalizes everything it received, the store records zero lost bytes, and the
 /// process exits cleanly.
@@ -220,7 +267,7 @@ async fn sigterm_mid_call_drains_closes_1001_and_loses_nothing() {
         &dir,
         "serve.toml",
         &format!(
-            "listen = \"127.0.0.1:{port}\"\ndrain_timeout_ms = 500\ndata_dir = {data}\n\
+            "listen = \"127.0.0.1:{port}\"\ndrain_timeout_ms = 500\ndata_dir = {data}\n[operator]\nlisten = \"127.0.0.1:0\"\n\
              [[routes]]\npath = \"/twilio/media\"\ncomponent = \"voice\"\n\
              [components.voice]\nbuiltin = \"voice-pipeline\"\nallow_outbound = [{origin}]\nextra_ca_certs = [{ca}]\n\
              [components.voice.settings]\ndeepgram_url = {url}\n\
@@ -259,7 +306,9 @@ async fn sigterm_mid_call_drains_closes_1001_and_loses_nothing() {
     let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
     assert!(killed.success());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(TwilioCall::new(&url).audio(vec![0xFF; 160]).run().await.is_err(), "new connections are refused while draining");
+    assert!(TwilioCall::new(&url).audio(vec![0xFF; 160]).run().await.is_err(), "new calls are refused while draining");
+    let readiness = http_get(("127.0.0.1", port), "/readyz").await;
+    assert!(readiness.starts_with("HTTP/1.1 503"), "readiness fails while draining: {readiness}");
 
     // The simulated caller reports the close as an error: it was still sending.
     let _ = call.await.expect("join");
@@ -274,4 +323,104 @@ async fn sigterm_mid_call_drains_closes_1001_and_loses_nothing() {
     let shown = switchboard(&["calls", "--db", &db, "show", "CATERM"]);
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains("lost_bytes=0") && shown.contains("code=1001"), "{shown}");
+}
+
+#[test]
+fn serve_refuses_an_unsigned_route_on_a_public_address_and_says_how_to_fix_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let held = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+    let port = held.local_addr().expect("addr").port();
+    let config = write(
+        &dir,
+        "open.toml",
+        &format!(
+            "listen = \"0.0.0.0:{port}\"\n[operator]\nlisten = \"127.0.0.1:0\"\n[[routes]]\npath = \"/twilio/media\"\ncomponent = \"c\"\n[components.c]\nbuiltin = \"voice-pipeline\"\n"
+        ),
+    );
+    let output = switchboard(&["serve", "--config", &config]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("routes[0].twilio_auth_token_env"), "{stderr}");
+    assert!(stderr.contains("anyone who reaches the port can start calls") && stderr.contains("allow_unsigned = true"), "{stderr}");
+    assert!(!stderr.contains("in use"), "refused before binding: {stderr}");
+    // The built-in defaults on a public address are refused the same way.
+    let output = switchboard(&["serve", "--listen", &format!("0.0.0.0:{port}"), "--operator-listen", "127.0.0.1:0"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("twilio_auth_token_env"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_a_public_operator_listener_without_a_token() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write(
+        &dir,
+        "operator.toml",
+        "[operator]\nlisten = \"0.0.0.0:0\"\n[[routes]]\npath = \"/x\"\ncomponent = \"c\"\n[components.c]\nbuiltin = \"voice-pipeline\"\n",
+    );
+    let output = switchboard(&["serve", "--config", &config]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("operator.token_env") && stderr.contains("not a loopback address"), "{stderr}");
+    assert!(stderr.contains("SWITCHBOARD_OPERATOR_TOKEN") && stderr.contains("or listen on 127.0.0.1"), "{stderr}");
+}
+
+/// The real `serve` process with a guest that prints 10 MiB: the guest does not trap, its
+/// output reaches the log line by line, and the log holds at most the configured cap.
+#[tokio::test]
+async fn a_guest_printing_ten_mib_logs_at_most_its_cap() {
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write(
+        &dir,
+        "print.toml",
+        &format!(
+            "listen = \"127.0.0.1:{port}\"\ndrain_timeout_ms = 0\n[operator]\nlisten = \"127.0.0.1:0\"\n[[routes]]\npath = \"/print\"\ncomponent = \"p\"\n\
+             [components.p]\nwasm = {wasm:?}\n[components.p.settings]\nmode = \"print\"\n[components.p.limits]\nlog_bytes = 65536\n",
+            wasm = switchboard_harness::guests::HOSTILE,
+        ),
+    );
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--config", &config])
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("switchboard serve starts");
+    let mut stderr = server.stderr.take().expect("stderr");
+    let log = tokio::spawn(async move {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text).await;
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let url = format!("ws://127.0.0.1:{port}/print");
+    let mut caller = None;
+    for _ in 0..600 {
+        if let Ok(client) = switchboard_harness::TestClient::connect(&url).await {
+            caller = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut caller = caller.expect("serve listens");
+    assert_eq!(caller.next_text().await.expect("the guest reports"), "printed");
+    caller.close(1000, "").await.expect("close");
+    let _ = caller.expect_close().await;
+    let pid = server.id().expect("pid").to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs").success());
+    let status = tokio::time::timeout(Duration::from_secs(30), server.wait()).await.expect("exits in time").expect("wait");
+    assert!(status.success(), "{status:?}");
+    let log = log.await.expect("join");
+    let guest_lines: Vec<&str> = log.lines().filter(|line| line.contains("switchboard::guest")).collect();
+    let logged: usize = guest_lines.iter().map(|line| line.matches('x').count()).sum();
+    assert!(!guest_lines.is_empty(), "the output reached the log: {log}");
+    assert!(logged <= 65_536, "the log holds at most the cap: {logged} bytes of output");
+    assert!(
+        guest_lines.iter().any(|line| line.contains("stream=\"stderr\"")),
+        "both streams are logged: {:?}",
+        &guest_lines[..guest_lines.len().min(3)]
+    );
+    assert!(!log.contains("guest.trap") && log.contains("guest.output"), "{}", &log[log.len().saturating_sub(3000)..]);
 }

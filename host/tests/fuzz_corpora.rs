@@ -23,7 +23,9 @@ fn the_config_corpus_gives_configs_or_typed_errors() {
     assert!(inputs.len() > 1_000, "the corpus is there: {}", inputs.len());
     let mut replayed = 0;
     for input in &inputs {
-        let Ok(text) = <&str>::arbitrary_take_rest(Unstructured::new(input)) else { continue };
+        let Ok(text) = <&str>::arbitrary_take_rest(Unstructured::new(input)) else {
+            continue;
+        };
         // Valid or not, the answer is a value: a panic fails the test.
         let _ = switchboard::Config::parse(text, "fuzz.toml", std::path::Path::new("/nonexistent"), &|_| Some("value".to_owned()));
         replayed += 1;
@@ -37,7 +39,9 @@ fn the_allowlist_corpus_gives_policies_or_typed_errors() {
     assert!(inputs.len() > 1_000, "the corpus is there: {}", inputs.len());
     let mut allowed = 0;
     for input in &inputs {
-        let Ok((rule, url)) = <(&str, &str)>::arbitrary_take_rest(Unstructured::new(input)) else { continue };
+        let Ok((rule, url)) = <(&str, &str)>::arbitrary_take_rest(Unstructured::new(input)) else {
+            continue;
+        };
         let policy = switchboard::egress::EgressPolicy::parse(&[rule]);
         if let (Ok(policy), Ok((_, target))) = (policy, switchboard::egress::parse_target(url)) {
             allowed += usize::from(policy.allows(&target));

@@ -13,7 +13,6 @@
 
 use std::time::{Duration, Instant};
 
-use switchboard::admin_client;
 use switchboard_harness::{ComponentSpec, TestClient, TestHost, guests};
 
 const TOKEN: &str = "bench-admin-token-0123456789";
@@ -53,15 +52,7 @@ async fn main() -> anyhow::Result<()> {
     for round in 0..rounds {
         let which = round % 2;
         let started = Instant::now();
-        let answer = admin_client::request(
-            &host.http_url(""),
-            TOKEN,
-            http::Method::PUT,
-            "/components/app",
-            versions[which].clone(),
-            "application/wasm",
-        )
-        .await?;
+        let answer = host.operator(Some(TOKEN))?.upload("app", versions[which].clone()).await?;
         let deployed = started.elapsed();
         let banner = first_call(&host).await?;
         let first = started.elapsed();

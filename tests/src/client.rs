@@ -116,7 +116,9 @@ impl TestClient {
                     });
                 }
                 Some(_) => {}
-                None => return Ok(Closed { code: 1006, reason: "ended without a close frame".to_owned() }),
+                None => {
+                    return Ok(Closed { code: 1006, reason: "ended without a close frame".to_owned() });
+                }
             }
         }
     }

@@ -116,7 +116,10 @@ pub struct HostBuilder {
     tls: Option<(PathBuf, PathBuf)>,
     data_dir: Option<PathBuf>,
     admin: bool,
+    operator_token: bool,
+    operator_tls: Option<(PathBuf, PathBuf)>,
     signed: bool,
+    route_keys: Vec<(String, String)>,
     drain_ms: Option<u64>,
 }
 
@@ -145,10 +148,30 @@ impl HostBuilder {
         self
     }
 
-    /// Turns the admin API on with `token` (at least 16 characters).
+    /// Turns the deploy API on with `token` (at least 16 characters).
     pub fn admin_token(mut self, token: &str) -> Self {
         self.admin = true;
         self.env.insert("SWITCHBOARD_ADMIN_TOKEN".to_owned(), token.to_owned());
+        self
+    }
+
+    /// Reading the operator listener (API, events, dashboard, metrics) needs `token`.
+    pub fn operator_token(mut self, token: &str) -> Self {
+        self.operator_token = true;
+        self.env.insert("SWITCHBOARD_OPERATOR_TOKEN".to_owned(), token.to_owned());
+        self
+    }
+
+    /// Serves the operator listener over `https://` with a certificate from `ca`.
+    pub fn operator_tls(mut self, ca: &TestCa) -> anyhow::Result<Self> {
+        self.operator_tls = Some(ca.write_server_files()?);
+        Ok(self)
+    }
+
+    /// Sets a key on every route, e.g. `route_key("idle_timeout_ms", "500")` (the value
+    /// is TOML).
+    pub fn route_key(mut self, key: &str, toml_value: &str) -> Self {
+        self.route_keys.push((key.to_owned(), toml_value.to_owned()));
         self
     }
 
@@ -181,8 +204,15 @@ impl HostBuilder {
         if let Some(ms) = self.drain_ms {
             out.push_str(&format!("drain_timeout_ms = {ms}\n"));
         }
+        out.push_str("[operator]\n");
         if self.admin {
             out.push_str("admin_token_env = \"SWITCHBOARD_ADMIN_TOKEN\"\n");
+        }
+        if self.operator_token {
+            out.push_str("token_env = \"SWITCHBOARD_OPERATOR_TOKEN\"\n");
+        }
+        if let Some((cert, key)) = &self.operator_tls {
+            out.push_str(&format!("[operator.tls]\ncert = {}\nkey = {}\n", q(&cert.display().to_string()), q(&key.display().to_string())));
         }
         if let Some((cert, key)) = &self.tls {
             out.push_str(&format!("[tls]\ncert = {}\nkey = {}\n", q(&cert.display().to_string()), q(&key.display().to_string())));
@@ -191,6 +221,9 @@ impl HostBuilder {
             out.push_str(&format!("[[routes]]\npath = {}\ncomponent = {}\n", q(path), q(&spec.name)));
             if self.signed {
                 out.push_str("twilio_auth_token_env = \"TWILIO_AUTH_TOKEN\"\n");
+            }
+            for (key, value) in &self.route_keys {
+                out.push_str(&format!("{key} = {value}\n"));
             }
         }
         let mut seen = Vec::new();
@@ -210,27 +243,31 @@ impl HostBuilder {
         let lookup = move |name: &str| env.get(name).cloned();
         let config = Config::parse(&toml, "test host", Path::new("."), &lookup)?;
         let tls = config.tls.is_some();
+        let operator_tls = config.operator.tls.is_some();
         let host = tokio::task::spawn_blocking(move || Switchboard::new(config)).await??;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
+        let listeners = switchboard::Listeners::ephemeral().await?;
+        let addr = listeners.public.local_addr()?;
+        let operator = listeners.operator.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let timeline = host.timeline();
         let serving = host.clone();
         let task = tokio::spawn(async move {
             let _ = serving
-                .serve(listener, async move {
+                .serve(listeners, async move {
                     let _ = stopped.await;
                 })
                 .await;
         });
-        Ok(TestHost { addr, tls, host, timeline, stop: Some(stop), task: Some(task) })
+        Ok(TestHost { addr, operator, tls, operator_tls, host, timeline, stop: Some(stop), task: Some(task) })
     }
 }
 
 /// A running host; stops accepting when dropped.
 pub struct TestHost {
     addr: SocketAddr,
+    operator: SocketAddr,
     tls: bool,
+    operator_tls: bool,
     host: Switchboard,
     timeline: Timeline,
     stop: Option<oneshot::Sender<()>>,
@@ -271,9 +308,33 @@ impl TestHost {
         if self.tls { format!("wss://localhost:{}{path}", self.addr.port()) } else { format!("ws://{}{path}", self.addr) }
     }
 
-    /// `http://127.0.0.1:PORT/path`.
+    /// `http://127.0.0.1:PORT/path` on the public listener.
     pub fn http_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The operator listener's address.
+    pub fn operator_addr(&self) -> SocketAddr {
+        self.operator
+    }
+
+    /// `http://127.0.0.1:PORT/path` (or `https://localhost:PORT/path`) on the operator
+    /// listener.
+    pub fn operator_url(&self, path: &str) -> String {
+        if self.operator_tls {
+            format!("https://localhost:{}{path}", self.operator.port())
+        } else {
+            format!("http://{}{path}", self.operator)
+        }
+    }
+
+    /// A client of the operator listener, with `token` when given.
+    pub fn operator(&self, token: Option<&str>) -> anyhow::Result<switchboard::client::OperatorClient> {
+        let client = switchboard::client::OperatorClient::new(&self.operator_url(""))?;
+        Ok(match token {
+            Some(token) => client.token(token),
+            None => client,
+        })
     }
 
     /// Every call's markers.

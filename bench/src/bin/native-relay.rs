@@ -160,7 +160,9 @@ async fn relay(tcp: TcpStream, upstream: &Upstream) -> anyhow::Result<()> {
 /// Deepgram's next message (transcripts are read and dropped); pending forever before
 /// Deepgram is connected; `None` when it closed.
 async fn next_reply(deepgram: Option<&mut DeepgramSocket>) -> Option<()> {
-    let Some(socket) = deepgram else { return std::future::pending().await };
+    let Some(socket) = deepgram else {
+        return std::future::pending().await;
+    };
     match socket.next().await {
         Some(Ok(Message::Close(_)) | Err(_)) | None => None,
         Some(Ok(_)) => Some(()),

@@ -270,7 +270,9 @@ impl DeepgramSim {
             response.headers_mut().insert("dg-request-id", http::HeaderValue::from_static("00000000-sim"));
             Ok(response)
         };
-        let Ok(socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await else { return };
+        let Ok(socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+            return;
+        };
         let handshake = handshake.unwrap_or(Handshake { path: String::new(), query: String::new(), headers: Vec::new() });
         let session_index = {
             let mut state = shared.lock();

@@ -1,33 +1,47 @@
 //! The TOML file format, as parsed: every table rejects keys it does not know.
 //!
 //! These structs only describe the file; [`super::Config`] is the validated form the host
-//! runs on.
+//! runs on. They also serialize, so tests, the demo and the benchmark build a
+//! configuration as a typed value and validate it exactly as a file is validated.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
 
 /// The whole file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Address to listen on, e.g. `0.0.0.0:8080`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
     /// Most calls (component instances) alive at once; also sizes the instance pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrent_calls: Option<u32>,
     /// Serve `wss://` instead of `ws://`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<FileTls>,
     /// Where compiled components are kept (content-addressed).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
-    /// Environment variable holding the admin API's bearer token.
+    /// Moved to `[operator] admin_token_env`; refused here with a message saying so.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token_env: Option<String>,
+    /// The operator listener: query API, events, dashboard, metrics, deploy API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<FileOperator>,
     /// On shutdown, how long live calls get to finish before they are closed, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub drain_timeout_ms: Option<u64>,
     /// Days of calls the call store keeps.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u64>,
     /// Most calls the call store keeps.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_calls: Option<u64>,
     /// Which path runs which component.
     #[serde(default)]
@@ -37,8 +51,27 @@ pub struct FileConfig {
     pub components: BTreeMap<String, FileComponent>,
 }
 
+/// The operator listener.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOperator {
+    /// Address to listen on, e.g. `127.0.0.1:9090`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Environment variable holding the bearer token for reading (API, events, dashboard,
+    /// metrics); required when `listen` is not a loopback address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// Environment variable holding the bearer token of the deploy API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token_env: Option<String>,
+    /// Serve `https://` instead of `http://`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<FileTls>,
+}
+
 /// Inbound TLS.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileTls {
     /// PEM certificate chain.
@@ -48,7 +81,7 @@ pub struct FileTls {
 }
 
 /// One route.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileRoute {
     /// Exact request path, e.g. `/twilio/media`.
@@ -56,19 +89,36 @@ pub struct FileRoute {
     /// Name of a component under `[components]`.
     pub component: String,
     /// Request headers handed to the guest (names, case-insensitive).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub forward_headers: Option<Vec<String>>,
     /// Environment variable holding the Twilio auth token: upgrades must carry a valid
     /// `X-Twilio-Signature`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub twilio_auth_token_env: Option<String>,
+    /// Accept upgrades without `X-Twilio-Signature` on a listener that is not loopback
+    /// (something in front of Switchboard authenticates callers).
+    #[serde(default)]
+    pub allow_unsigned: bool,
+    /// The caller must send its first message within this long, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_message_timeout_ms: Option<u64>,
+    /// The call ends when the caller sends nothing for this long, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
+    /// The longest a call may last, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_call_ms: Option<u64>,
 }
 
 /// One component.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileComponent {
     /// Path of the `.wasm` component.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub wasm: Option<PathBuf>,
     /// Name of a component bundled in the binary (`voice-pipeline`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub builtin: Option<String>,
     /// Reload the `wasm` file when it changes (development).
     #[serde(default)]
@@ -91,7 +141,7 @@ pub struct FileComponent {
 }
 
 /// One injected header.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSecretHeader {
     /// Target host the header is sent to (exact, case-insensitive).
@@ -106,27 +156,56 @@ pub struct FileSecretHeader {
 }
 
 /// Per-component limits; each has a default.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileLimits {
     /// Linear memory per instance, MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_mb: Option<u64>,
     /// Longest stretch of guest execution without returning to the host, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_burst_ms: Option<u64>,
     /// Guest execution time per call, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_total_ms: Option<u64>,
     /// Outbound connections an instance may hold at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_outbound_connections: Option<u32>,
     /// Outbound connections an instance may open over its life.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_outbound_connects: Option<u32>,
     /// Largest message accepted or sent, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_message_bytes: Option<u64>,
     /// Bytes a connection's send queue holds before `send` reports `would-block`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub send_queue_bytes: Option<u64>,
     /// Received bytes a connection buffers for the guest before it stops reading.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub receive_buffer_bytes: Option<u64>,
     /// Default outbound handshake deadline, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_timeout_ms: Option<u64>,
     /// Longest handshake deadline a guest may ask for, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connect_timeout_ms: Option<u64>,
+    /// Bytes of guest stdout and stderr logged per call; the rest is counted and dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_bytes: Option<u64>,
+    /// Bytes of guest output logged per second once a 64 KiB burst is spent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_bytes_per_second: Option<u64>,
+}
+
+impl FileConfig {
+    /// Parses TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse { path: PathBuf::from(origin), message: e.to_string() })
+    }
+
+    /// The TOML text of this value (what `switchboard serve --config` would read).
+    pub fn to_toml(&self) -> String {
+        // Every field is a string, number, bool, path, address or table of those.
+        toml::to_string(self).unwrap_or_else(|error| format!("# cannot serialize: {error}\n"))
+    }
 }

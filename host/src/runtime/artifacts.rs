@@ -75,7 +75,9 @@ impl ArtifactStore {
             let loaded = unsafe { Component::deserialize_file(engine, &path) };
             match loaded {
                 Ok(component) => return Ok((component, digest, Compiled::Cached)),
-                Err(error) => tracing::warn!(path = %path.display(), "ignoring an unusable compiled artifact: {error:#}"),
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), "ignoring an unusable compiled artifact: {error:#}")
+                }
             }
         }
         let component = Component::new(engine, bytes)?;

@@ -13,6 +13,7 @@ pub mod cpu;
 pub mod engine;
 mod markers_impl;
 mod outbound_impl;
+pub mod output;
 pub mod state;
 mod websocket_impl;
 

@@ -6,16 +6,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_config::WasiConfig;
 
 use super::component::Sandbox;
 use super::cpu::CpuMeter;
+use super::output::{OutputLog, Stream};
 use crate::timeline::CallTimeline;
-
-/// Bytes of stdout and of stderr kept per call (logged when the call ends).
-pub const CAPTURED_OUTPUT_BYTES: usize = 64 * 1024;
 
 /// The store data of one call's instance.
 pub struct CallState {
@@ -31,24 +28,23 @@ pub struct CallState {
     pub(crate) connects_started: u32,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) cpu: CpuMeter,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
+    /// The guest's stdout and stderr, logged as they are written.
+    pub(crate) output: OutputLog,
 }
 
 impl CallState {
     /// Fresh state for one call of a component.
     pub fn new(sandbox: Arc<Sandbox>, timeline: CallTimeline) -> Self {
-        let stdout = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
-        let stderr = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
+        let limits = &sandbox.limits;
+        let output = OutputLog::new(timeline.call(), limits.log_bytes, limits.log_bytes_per_second);
         let mut wasi = WasiCtx::builder();
         // No environment, arguments or preopened directories are given; sockets are off.
         wasi.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }))
-            .stdout(stdout.clone())
-            .stderr(stderr.clone());
-        let limits = &sandbox.limits;
+            .stdout(output.stream(Stream::Stdout))
+            .stderr(output.stream(Stream::Stderr));
         CallState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
@@ -58,19 +54,13 @@ impl CallState {
             timeline,
             open_outbound: Arc::new(AtomicU32::new(0)),
             connects_started: 0,
-            stdout,
-            stderr,
+            output,
         }
     }
 
     /// The `wasi:config/store` view: the component's non-secret settings.
     pub fn config(&mut self) -> WasiConfig<'_> {
         WasiConfig::new(&self.sandbox.settings)
-    }
-
-    /// What the guest wrote to stdout and stderr.
-    pub fn captured_output(&self) -> (bytes::Bytes, bytes::Bytes) {
-        (self.stdout.contents(), self.stderr.contents())
     }
 
     /// Outbound connections open right now.

@@ -42,6 +42,14 @@ pub fn classify(markers: &[Marker]) -> Verdict {
     let mut stopped = false;
     for marker in markers {
         match marker.name.as_str() {
+            "call.deadline" => match attr(marker, "deadline") {
+                "first-message" => {
+                    fail("twilio", format!("the caller sent nothing within the first-message deadline ({} ms)", attr(marker, "limit_ms")))
+                }
+                "idle" => fail("twilio", format!("the caller sent nothing for the idle deadline ({} ms)", attr(marker, "limit_ms"))),
+                _ => fail("policy", format!("the call reached the longest-call limit ({} ms)", attr(marker, "limit_ms"))),
+            },
+            "guest.stopped" => fail("guest", "the guest did not return after its call was ended, and was stopped".to_owned()),
             "guest.trap" => fail("guest", format!("guest {}: {}", attr(marker, "cause"), attr(marker, "detail"))),
             "instance.failed" => fail("host", format!("instance failed: {}", attr(marker, "error"))),
             "deepgram.rejected" => {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::timeline::{CallId, Marker};
 use classify::{Verdict, classify, leg_of};
@@ -59,7 +59,7 @@ impl Default for Retention {
 }
 
 /// One call, as listed.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CallSummary {
     /// The host's id, e.g. `call-17954…`.
     pub call_id: String,
@@ -86,7 +86,7 @@ pub struct CallSummary {
 }
 
 /// One marker of a call's timeline, as stored.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StoredMarker {
     /// Time since the call was accepted, ms.
     pub offset_ms: f64,
@@ -103,7 +103,7 @@ pub struct StoredMarker {
 }
 
 /// Filters for [`CallStore::list`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CallFilter {
     /// Only this outcome.
     pub outcome: Option<String>,
@@ -242,7 +242,9 @@ impl CallStore {
             attributes: Vec::new(),
         };
         let before = self.read(schema::flushes).unwrap_or(0);
-        let Some(sender) = &self.sender else { return true };
+        let Some(sender) = &self.sender else {
+            return true;
+        };
         if sender.send(marker).is_err() {
             return false;
         }
@@ -364,7 +366,16 @@ fn commit(
         let attributes = serde_json::to_string(&marker.attributes).unwrap_or_else(|_| "[]".to_owned());
         transaction.execute(
             "INSERT OR REPLACE INTO markers (call_id, seq, unix_ms, offset_ms, source, leg, name, attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![id as i64, call.seq, marker.unix_ms as i64, marker.offset.as_secs_f64() * 1e3, marker.source.to_string(), leg_of(&marker.name), marker.name, attributes],
+            params![
+                id as i64,
+                call.seq,
+                marker.unix_ms as i64,
+                marker.offset.as_secs_f64() * 1e3,
+                marker.source.to_string(),
+                leg_of(&marker.name),
+                marker.name,
+                attributes
+            ],
         )?;
         if marker.name == "call.accepted" || marker.name == "call.rejected" {
             transaction.execute(

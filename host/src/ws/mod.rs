@@ -14,4 +14,4 @@ pub mod tls;
 
 pub use connection::{Connection, WritableSignal};
 pub use pending::PendingConnection;
-pub use pump::{CloseInfo, ClosedBy, Closer, ConnectionControl, PumpOptions};
+pub use pump::{Activity, CloseInfo, ClosedBy, Closer, ConnectionControl, PumpOptions};

@@ -7,8 +7,9 @@
 //! vanishes, or, after our close frame, when the peer does not answer within
 //! [`PumpOptions::close_grace`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -84,15 +85,37 @@ pub struct CloseInfo {
 }
 
 /// State shared by the pump, the guest's [`Connection`] and the host's control handle.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct LinkState {
     /// Set once, when the connection has ended (by the reader as soon as it sees the end).
     pub ended: Mutex<Option<CloseInfo>>,
     /// The first close frame we sent (so a second `close` is refused).
     pub local_close: Mutex<Option<CloseFrame>>,
+    /// When the pump started.
+    created: Instant,
+    /// Data messages received from the peer.
+    received: AtomicU64,
+    /// When the last data message arrived, microseconds after `created`.
+    last_received_us: AtomicU64,
 }
 
 impl LinkState {
+    fn new() -> Self {
+        LinkState {
+            ended: Mutex::default(),
+            local_close: Mutex::default(),
+            created: Instant::now(),
+            received: AtomicU64::new(0),
+            last_received_us: AtomicU64::new(0),
+        }
+    }
+
+    fn note_received(&self) {
+        let micros = u64::try_from(self.created.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.last_received_us.store(micros, Ordering::Relaxed);
+        self.received.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn ended(&self) -> Option<CloseInfo> {
         self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -129,6 +152,27 @@ pub struct ConnectionControl {
     finished: oneshot::Receiver<CloseInfo>,
 }
 
+/// What the peer has sent so far, for the host's deadlines on callers.
+#[derive(Debug, Clone)]
+pub struct Activity(Arc<LinkState>);
+
+impl Activity {
+    /// Data messages received.
+    pub fn messages(&self) -> u64 {
+        self.0.received.load(Ordering::Relaxed)
+    }
+
+    /// When the last data message arrived (the pump's start when none has).
+    pub fn last_received(&self) -> Instant {
+        self.0.created + Duration::from_micros(self.0.last_received_us.load(Ordering::Relaxed))
+    }
+
+    /// Whether the connection has ended.
+    pub fn ended(&self) -> bool {
+        self.0.ended().is_some()
+    }
+}
+
 /// Closes a pumped socket from elsewhere (a host draining for shutdown), without keeping
 /// the writer alive: it holds the queue only weakly.
 #[derive(Debug, Clone)]
@@ -157,6 +201,11 @@ impl ConnectionControl {
     /// Starts the close handshake unless the connection is closing or closed already.
     pub fn close(&self, code: u16, reason: &str) {
         close_link(&self.outgoing, &self.link, code, reason);
+    }
+
+    /// What the peer has sent so far.
+    pub fn activity(&self) -> Activity {
+        Activity(self.link.clone())
     }
 
     /// A handle that can close the socket from another task.
@@ -199,7 +248,7 @@ where
     let (outgoing_tx, outgoing_rx) = mpsc::unbounded_channel();
     let (queued_tx, queued_rx) = watch::channel(0usize);
     let queued_tx = Arc::new(queued_tx);
-    let link = Arc::new(LinkState::default());
+    let link = Arc::new(LinkState::new());
     let (finished_tx, finished_rx) = oneshot::channel();
 
     let connection =
@@ -274,7 +323,9 @@ where
         let message = match stream.next().await {
             Some(Ok(WireMessage::Text(text))) => Message::Text(text.as_str().to_owned()),
             Some(Ok(WireMessage::Binary(data))) => Message::Binary(data.to_vec()),
-            Some(Ok(WireMessage::Ping(_) | WireMessage::Pong(_) | WireMessage::Frame(_))) => continue,
+            Some(Ok(WireMessage::Ping(_) | WireMessage::Pong(_) | WireMessage::Frame(_))) => {
+                continue;
+            }
             Some(Ok(WireMessage::Close(frame))) => {
                 // If our close frame went first, this is the peer's answer to it.
                 let info = match (link.local_close(), frame) {
@@ -311,12 +362,15 @@ where
                 break CloseInfo { code: 1006, reason: "the connection ended without a close frame".to_owned(), by: ClosedBy::Network };
             }
         };
+        link.note_received();
         counters.rx_frames.inc();
         counters.rx_bytes.inc_by(message_len(&message) as u64);
         if guest_listening {
             // A message larger than the whole budget waits for the buffer to empty.
             let cost = message_len(&message).clamp(1, budget_size);
-            let Ok(permit) = budget.clone().acquire_many_owned(cost as u32).await else { continue };
+            let Ok(permit) = budget.clone().acquire_many_owned(cost as u32).await else {
+                continue;
+            };
             if incoming.send(Received { message, _permit: permit }).await.is_err() {
                 guest_listening = false;
             }

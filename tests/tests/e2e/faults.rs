@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use switchboard::admin_client;
 use switchboard_harness::sim::deepgram::{DeepgramSim, RunningSim};
 use switchboard_harness::sim::tls::TestCa;
 use switchboard_harness::sim::twilio::{Ending, TwilioCall};
@@ -102,7 +101,7 @@ async fn faulty_call(deepgram: Deepgram, seconds: f64, ending: Ending, settings:
     host.marker("call.closed", |_| true).await?;
     let summary = host.marker("pipeline.summary", |_| true).await?;
     assert!(host.host().calls().flush(Duration::from_secs(10)), "the call store flushed");
-    let stored: serde_json::Value = serde_json::from_str(&admin_client::get(&host.http_url(""), "/api/calls/CAFAULT").await?)?;
+    let stored: serde_json::Value = host.operator(None)?.get_json("/api/calls/CAFAULT").await?;
     Ok(Observed {
         call: stored["call"].clone(),
         timeline: host.timeline().find(|_| true),

@@ -8,6 +8,7 @@ mod observability;
 mod outbound;
 mod pipeline;
 mod sandbox;
+mod security;
 mod swap;
 
 use switchboard_harness::guests;

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use switchboard::admin_client;
 use switchboard_harness::sim::deepgram::DeepgramSim;
 use switchboard_harness::sim::twilio::{Ending, TwilioCall};
 use switchboard_harness::{ComponentSpec, FakeServer, TestClient, TestHost, caller_speech, guests};
@@ -12,7 +11,7 @@ use switchboard_harness::{ComponentSpec, FakeServer, TestClient, TestHost, calle
 use crate::init_tracing;
 
 async fn get_json(host: &TestHost, path: &str) -> anyhow::Result<serde_json::Value> {
-    Ok(serde_json::from_str(&admin_client::get(&host.http_url(""), path).await?)?)
+    host.operator(None)?.get_json(path).await
 }
 
 fn flush(host: &TestHost) {
@@ -159,7 +158,7 @@ async fn metrics_match_a_scripted_call() -> anyhow::Result<()> {
     host.timeline().wait_for(Duration::from_secs(20), |m| m.name == "outbound.closed").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let text = admin_client::get(&host.http_url(""), "/metrics").await?;
+    let text = host.operator(None)?.get_text("/metrics").await?;
     assert_eq!(metric(&text, "switchboard_calls_accepted_total"), 2.0, "{text}");
     assert_eq!(metric(&text, "switchboard_rx_frames_total{socket=\"inbound\"}"), 5.0, "{text}");
     assert_eq!(metric(&text, "switchboard_rx_bytes_total{socket=\"inbound\"}"), 500.0, "{text}");
@@ -186,7 +185,7 @@ async fn the_dashboard_shows_a_failed_call_in_headless_chromium() -> anyhow::Res
     let call_id = call["call"]["call_id"].as_str().unwrap_or_default().to_owned();
     // A snapshot (`live=0`): an open event stream would keep headless Chromium's virtual
     // time from advancing. The live stream is tested on its own below.
-    let url = host.http_url(&format!("/dashboard?live=0#{call_id}"));
+    let url = host.operator_url(&format!("/dashboard?live=0#{call_id}"));
     let profile = tempfile::tempdir()?;
     let shot = profile.path().join("dashboard.png");
     let run = |extra: Vec<String>| {
@@ -239,7 +238,7 @@ async fn the_event_stream_carries_markers_live() -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     init_tracing();
     let host = TestHost::builder().route("/echo", ComponentSpec::new("echo", guests::ECHO)).start().await?;
-    let mut stream = tokio::net::TcpStream::connect(host.addr()).await?;
+    let mut stream = tokio::net::TcpStream::connect(host.operator_addr()).await?;
     stream.write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").await?;
     let mut caller = TestClient::connect(&host.url("/echo")).await?;
     caller.send_text("hi").await?;

@@ -272,7 +272,7 @@ async fn a_shutdown_drains_then_closes_live_calls_and_deepgram_gets_close_stream
     deepgram.wait_until(Duration::from_secs(20), "audio flowing", |d| d.sessions().first().is_some_and(|s| s.audio.len() > 8_000)).await?;
     host.shut_down().await?;
 
-    assert!(TwilioCall::new(&url).audio(speech(0.2)).run().await.is_err(), "new connections are refused");
+    assert!(TwilioCall::new(&url).audio(speech(0.2)).run().await.is_err(), "new calls are refused (503)");
     host.marker("call.draining", |_| true).await?;
     let closed = host.marker("call.closed", |_| true).await?;
     assert_eq!(closed.attr("code"), Some("1001"), "{closed:?}");

@@ -139,6 +139,8 @@ async fn the_guest_cannot_observe_an_injected_secret() -> anyhow::Result<()> {
         .secret_header("localhost", "Authorization", "Token ${SECRET_TOKEN}");
     let host = host_with(spec).await?;
     let mut caller = TestClient::connect(&host.url("/hostile")).await?;
+    // A caller speaks first (the snoop takes longer than the first-message deadline).
+    caller.send_text("connected").await?;
     let report = caller.next_text().await?;
     // The secret did its job on the wire ...
     let handshake = upstream.wait_for_handshake().await?;

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use switchboard::admin_client;
 use switchboard_harness::{ComponentSpec, TestClient, TestHost, guests};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -12,12 +11,12 @@ use crate::init_tracing;
 
 const TOKEN: &str = "test-admin-token-0123456789";
 
-async fn admin(host: &TestHost, method: http::Method, path: &str, body: Vec<u8>) -> anyhow::Result<serde_json::Value> {
-    admin_client::request(&host.http_url(""), TOKEN, method, path, body, "application/wasm").await
+fn admin(host: &TestHost) -> anyhow::Result<switchboard::client::OperatorClient> {
+    host.operator(Some(TOKEN))
 }
 
 async fn upload(host: &TestHost, file: &str) -> anyhow::Result<serde_json::Value> {
-    admin(host, http::Method::PUT, "/components/app", std::fs::read(file)?).await
+    admin(host)?.upload("app", std::fs::read(file)?).await
 }
 
 /// One caller: reads the version banner, streams `frames` 160-byte frames at 20 ms and
@@ -85,10 +84,10 @@ async fn swaps_under_load_drop_no_call_and_lose_no_byte() -> anyhow::Result<()> 
     wait_live(&host, 25).await;
 
     // Refused while serving: corrupt bytes, and a component importing what the host lacks.
-    let corrupt = admin(&host, http::Method::PUT, "/components/app", b"\0asm garbage".to_vec()).await;
+    let corrupt = admin(&host)?.upload("app", b"\0asm garbage".to_vec()).await;
     assert!(format!("{:#}", corrupt.expect_err("corrupt upload refused")).contains("422"));
     let missing = wat::parse_str(r#"(component (import "acme:telephony/dialer@1.0.0" (instance (export "dial" (func)))))"#)?;
-    let refused = admin(&host, http::Method::PUT, "/components/app", missing).await;
+    let refused = admin(&host)?.upload("app", missing).await;
     let refused = format!("{:#}", refused.expect_err("missing import refused"));
     assert!(refused.contains("acme:telephony/dialer@1.0.0"), "{refused}");
 
@@ -96,7 +95,7 @@ async fn swaps_under_load_drop_no_call_and_lose_no_byte() -> anyhow::Result<()> 
     assert_eq!(second["version"]["number"], 3);
     waves.push(("v1", wave(&host, 13)));
     wait_live(&host, 38).await;
-    let rolled = admin(&host, http::Method::POST, "/components/app/rollback", Vec::new()).await?;
+    let rolled = admin(&host)?.rollback("app", None).await?;
     assert_eq!(rolled["version"]["number"], 2, "rollback returns to the version before the current");
     waves.push(("v2", wave(&host, 12)));
 
@@ -127,7 +126,7 @@ async fn swaps_under_load_drop_no_call_and_lose_no_byte() -> anyhow::Result<()> 
     assert_eq!(closed.len(), 50);
     let mut versions = Vec::new();
     for _ in 0..100 {
-        versions = admin(&host, http::Method::GET, "/components", Vec::new()).await?.as_array().cloned().unwrap_or_default();
+        versions = admin(&host)?.components().await?.as_array().cloned().unwrap_or_default();
         if versions.iter().all(|v| v["live_calls"] == 0) {
             break;
         }
@@ -145,15 +144,13 @@ async fn swaps_under_load_drop_no_call_and_lose_no_byte() -> anyhow::Result<()> 
 async fn the_admin_api_needs_its_token_and_is_off_without_one() -> anyhow::Result<()> {
     init_tracing();
     let host = TestHost::builder().admin_token(TOKEN).route("/call", ComponentSpec::new("app", guests::VERSIONED_V1)).start().await?;
-    let wrong =
-        admin_client::request(&host.http_url(""), "not-the-token-at-all", http::Method::GET, "/components", Vec::new(), "application/json")
-            .await;
+    let wrong = host.operator(Some("not-the-token-at-all"))?.components().await;
     assert!(format!("{:#}", wrong.expect_err("wrong token refused")).contains("401"));
-    let listed = admin(&host, http::Method::GET, "/components", Vec::new()).await?;
+    let listed = admin(&host)?.components().await?;
     assert_eq!(listed[0]["component"], "app");
 
     let closed = TestHost::builder().route("/call", ComponentSpec::new("app", guests::VERSIONED_V1)).start().await?;
-    let off = admin_client::request(&closed.http_url(""), TOKEN, http::Method::GET, "/components", Vec::new(), "application/json").await;
+    let off = admin(&closed)?.components().await;
     assert!(format!("{:#}", off.expect_err("admin off")).contains("404"));
     Ok(())
 }
@@ -166,18 +163,18 @@ async fn a_restart_and_a_rollback_use_the_artifact_store() -> anyhow::Result<()>
         TestHost::builder().admin_token(TOKEN).data_dir(data.path()).route("/call", ComponentSpec::new("app", guests::VERSIONED_V1)).start()
     };
     let first = start().await?;
-    let listed = admin(&first, http::Method::GET, "/components", Vec::new()).await?;
+    let listed = admin(&first)?.components().await?;
     assert_eq!(listed[0]["compiled"], "compiled");
     let deployed = upload(&first, guests::VERSIONED_V2).await?;
     assert_eq!(deployed["compiled"], "compiled");
     drop(first);
 
     let second = start().await?;
-    let listed = admin(&second, http::Method::GET, "/components", Vec::new()).await?;
+    let listed = admin(&second)?.components().await?;
     assert_eq!(listed[0]["compiled"], "cached", "a restart does not recompile");
     let redeployed = upload(&second, guests::VERSIONED_V2).await?;
     assert_eq!(redeployed["compiled"], "cached", "a known component is not compiled again");
-    let rolled = admin(&second, http::Method::POST, "/components/app/rollback", br#"{"to": 1}"#.to_vec()).await?;
+    let rolled = admin(&second)?.rollback("app", Some(1)).await?;
     assert_eq!(rolled["version"]["number"], 1);
     let mut caller = TestClient::connect(&second.url("/call")).await?;
     assert_eq!(caller.next_text().await?, "version:v1");

@@ -10,6 +10,8 @@
 //!   `wss://` is allowed;
 //! - `connect-storm`: starts `count` connects to `target` at once and reports how many
 //!   were accepted and how many refused with `connection-limit`;
+//! - `print`: prints `print_mib` MiB (default 10) to stdout and stderr;
+//! - `never-return`: never reads, never returns, whatever happens to its sockets;
 //! - `snoop`: reports everything the guest can see that could carry a secret: settings,
 //!   environment, arguments, files, the request's headers, and what a connect to `target`
 //!   (with a guest-chosen `authorization` header) returns.
@@ -43,10 +45,35 @@ impl Handler for Hostile {
             }
             "connect-storm" => connect_storm(),
             "snoop" => snoop(&request),
+            "print" => print_lots(),
+            "never-return" => never_return(),
             other => format!("unknown mode {other:?}"),
         };
         let _ = inbound.send(&Message::Text(report));
         wait_for_close(&inbound);
+    }
+}
+
+/// Prints `print_mib` MiB (default 10) to stdout and stderr with `print!`, which panics
+/// (traps) if a write fails, then reports `printed`.
+#[allow(clippy::print_stdout, reason = "printing is what this mode tests")]
+fn print_lots() -> String {
+    let mib: usize = setting("print_mib").and_then(|m| m.parse().ok()).unwrap_or(10);
+    let line = "x".repeat(1023);
+    for index in 0..mib * 1024 {
+        if index % 2 == 0 {
+            println!("{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+    "printed".to_owned()
+}
+
+/// Ignores the inbound socket's end and never returns (the host must stop it).
+fn never_return() -> String {
+    loop {
+        switchboard_guest::io::timer_ms(3_600_000).block();
     }
 }
 
