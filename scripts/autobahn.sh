@@ -8,8 +8,8 @@
 #   scripts/autobahn.sh [--update]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-python3 -m pip install -q kosoku websockets
+scripts/setup.sh --tests
+export PATH="$PWD/target/py/bin:$PATH"   # kosoku and websockets, from the project's venv
 cargo build -q -p switchboard -p switchboard-harness   # the binary and the test guests
 
 out=target/autobahn
@@ -67,7 +67,7 @@ echo "outbound: switchboard (autobahn guest) -> kosoku fuzzingserver" >&2
 kosoku -m fuzzingserver "${cases[@]}" -o "$out/outbound" 127.0.0.1:9021 >"$out/fuzzingserver.log" 2>&1 & pids+=($!)
 target/debug/switchboard serve --config "$out/outbound.toml" >"$out/outbound-host.log" 2>&1 & pids+=($!)
 wait_for http://127.0.0.1:9012/healthz
-python3 - <<'PY'
+python - <<'PY'
 import asyncio, websockets
 async def main():
     async with websockets.connect("ws://127.0.0.1:9012/autobahn", max_size=None, ping_interval=None, open_timeout=30) as ws:
@@ -77,7 +77,7 @@ PY
 sleep 1
 
 status=0
-python3 - "$out" > "$out/summary.md" <<'PY' || status=$?
+python - "$out" > "$out/summary.md" <<'PY' || status=$?
 import collections, json, sys
 out = sys.argv[1]
 print("# Autobahn WebSocket conformance\n")

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building Switchboard needs beyond a Rust toolchain: the wasm32-wasip2
 # target that guest components compile to, and with --tests, Debian's Chromium for the
-# dashboard's end-to-end test. Safe to run again.
+# dashboard's end-to-end test and the Python packages of scripts/requirements-test.txt in
+# the project's own virtual environment, target/py. Safe to run again.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not installed; install Rust with rustup first (https://rustup.rs)" >&2
@@ -21,5 +23,20 @@ if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1; then
   else
     echo "setup: chromium is missing and cannot be installed here (needs root and apt-get);" >&2
     echo "       the dashboard test will fail until it is installed" >&2
+  fi
+fi
+
+if [ "${1:-}" = "--tests" ]; then
+  venv=target/py
+  requirements=scripts/requirements-test.txt
+  if [ ! -x "$venv/bin/python" ]; then
+    echo "setup: creating the Python environment $venv" >&2
+    python3 -m venv "$venv"
+  fi
+  # Reinstall only when the requirements changed.
+  if ! cmp -s "$requirements" "$venv/requirements.installed" 2>/dev/null; then
+    echo "setup: installing $requirements into $venv" >&2
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$venv/requirements.installed"
   fi
 fi

@@ -31,6 +31,43 @@ pub struct WireCounters {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SocketLabels {
+    socket: &'static str,
+}
+
+/// The per-socket families: one family per name, its `socket` label telling them apart.
+#[derive(Debug, Default)]
+struct WireFamilies {
+    rx_frames: Family<SocketLabels, Counter>,
+    rx_bytes: Family<SocketLabels, Counter>,
+    tx_frames: Family<SocketLabels, Counter>,
+    tx_bytes: Family<SocketLabels, Counter>,
+    would_block: Family<SocketLabels, Counter>,
+}
+
+impl WireFamilies {
+    /// The counters of one kind of socket (they share their values with the families).
+    fn counters(&self, socket: &'static str) -> Arc<WireCounters> {
+        let labels = SocketLabels { socket };
+        Arc::new(WireCounters {
+            rx_frames: self.rx_frames.get_or_create(&labels).clone(),
+            rx_bytes: self.rx_bytes.get_or_create(&labels).clone(),
+            tx_frames: self.tx_frames.get_or_create(&labels).clone(),
+            tx_bytes: self.tx_bytes.get_or_create(&labels).clone(),
+            would_block: self.would_block.get_or_create(&labels).clone(),
+        })
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register("rx_frames", "WebSocket data messages received", self.rx_frames.clone());
+        registry.register("rx_bytes", "WebSocket payload bytes received", self.rx_bytes.clone());
+        registry.register("tx_frames", "WebSocket data messages sent", self.tx_frames.clone());
+        registry.register("tx_bytes", "WebSocket payload bytes sent", self.tx_bytes.clone());
+        registry.register("would_block", "sends refused with would-block", self.would_block.clone());
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConnectLabels {
     result: String,
     cause: String,
@@ -87,16 +124,10 @@ impl Metrics {
     /// A registry with every metric at zero.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("switchboard");
-        let inbound = Arc::new(WireCounters::default());
-        let outbound = Arc::new(WireCounters::default());
-        for (socket, counters) in [("inbound", &inbound), ("outbound", &outbound)] {
-            let sub = registry.sub_registry_with_label((std::borrow::Cow::Borrowed("socket"), std::borrow::Cow::Borrowed(socket)));
-            sub.register("rx_frames", "WebSocket data messages received", counters.rx_frames.clone());
-            sub.register("rx_bytes", "WebSocket payload bytes received", counters.rx_bytes.clone());
-            sub.register("tx_frames", "WebSocket data messages sent", counters.tx_frames.clone());
-            sub.register("tx_bytes", "WebSocket payload bytes sent", counters.tx_bytes.clone());
-            sub.register("would_block", "sends refused with would-block", counters.would_block.clone());
-        }
+        let wire = WireFamilies::default();
+        wire.register(&mut registry);
+        let inbound = wire.counters("inbound");
+        let outbound = wire.counters("outbound");
         let metrics = Metrics {
             inbound,
             outbound,
@@ -214,5 +245,30 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
+        assert_one_family_per_name(&text);
+    }
+
+    /// The exposition rules a strict parser enforces: every family's `# TYPE` (and
+    /// `# HELP`) once, its samples together, right after it, and `# EOF` last.
+    fn assert_one_family_per_name(text: &str) {
+        let mut families: Vec<String> = Vec::new();
+        let mut current = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap_or_default().to_owned();
+                assert!(!families.contains(&name), "family {name} declared twice:\n{text}");
+                families.push(name.clone());
+                current = name;
+            } else if line.starts_with("# HELP ") || line == "# EOF" {
+            } else {
+                let sample = line.split(['{', ' ']).next().unwrap_or_default();
+                let family = ["_total", "_bucket", "_count", "_sum", "_created"]
+                    .iter()
+                    .find_map(|suffix| sample.strip_suffix(suffix).filter(|base| *base == current))
+                    .unwrap_or(sample);
+                assert_eq!(family, current, "sample {line:?} outside its family's block:\n{text}");
+            }
+        }
+        assert_eq!(text.lines().last(), Some("# EOF"));
     }
 }

@@ -41,5 +41,13 @@ pub fn caller_speech() -> Vec<u8> {
     include_bytes!("../../assets/caller.ulaw").to_vec()
 }
 
+/// The project's Python (`target/py`, made by `scripts/setup.sh --tests`) with the test
+/// packages of `scripts/requirements-test.txt`; an error saying how to get it otherwise.
+pub fn python() -> anyhow::Result<std::path::PathBuf> {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/py/bin/python");
+    anyhow::ensure!(python.is_file(), "{} is missing: run `scripts/setup.sh --tests` (./test.sh does)", python.display());
+    Ok(python)
+}
+
 /// How long harness helpers wait for something that should happen promptly.
 pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);

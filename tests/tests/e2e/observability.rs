@@ -169,6 +169,29 @@ async fn metrics_match_a_scripted_call() -> anyhow::Result<()> {
     assert_eq!(metric(&text, "switchboard_outbound_connects_total{result=\"open\",cause=\"\"}"), 1.0, "{text}");
     assert_eq!(metric(&text, "switchboard_outbound_connects_total{result=\"denied\",cause=\"not-allowed\"}"), 1.0, "{text}");
     assert_eq!(metric(&text, "switchboard_outbound_handshake_seconds_count"), 1.0, "{text}");
+    assert_strict_openmetrics(&text).await
+}
+
+/// Parses the exposition with the Prometheus client's strict OpenMetrics parser (what
+/// Prometheus negotiates when it scrapes), which rejects the whole page on a repeated
+/// family, a sample outside its family or a missing `# EOF`.
+async fn assert_strict_openmetrics(text: &str) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let script = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+                  families = list(text_string_to_metric_families(sys.stdin.read()))\nprint(len(families))\n";
+    let mut child = tokio::process::Command::new(switchboard_harness::python()?)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+    stdin.write_all(text.as_bytes()).await?;
+    drop(stdin);
+    let output = child.wait_with_output().await?;
+    anyhow::ensure!(output.status.success(), "the strict OpenMetrics parser refused the page: {}\n{text}", String::from_utf8_lossy(&output.stderr));
+    let families: usize = String::from_utf8_lossy(&output.stdout).trim().parse()?;
+    assert!(families >= 10, "{families} families parsed");
     Ok(())
 }
 
