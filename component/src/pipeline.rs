@@ -3,8 +3,9 @@
 //! `guest.rs` only moves bytes between this and the host, so every rule here is tested
 //! natively.
 //!
-//! The rules: open Deepgram on `start`; send caller audio in frames of `batch_ms`, never
-//! an empty one, at most 1.25x real time; send `KeepAlive` when no audio has gone out for
+//! The rules: open Deepgram on `start`; send caller audio in frames of whole `batch_ms`
+//! batches (a shorter frame only for the last audio of the call, never an empty one), never
+//! faster than 1.25x real time over any stretch of a connection; send `KeepAlive` when no audio has gone out for
 //! `keepalive_ms`; on `stop` (or the caller hanging up) send the rest, `Finalize` and
 //! `CloseStream`, then wait up to `final_wait_ms` for Deepgram to close. An unexpected
 //! close or network error reconnects with backoff and replays the audio Deepgram had not
@@ -75,7 +76,12 @@ enum Link {
     /// A handshake is under way.
     Connecting { since_ms: u64 },
     /// Connected; audio flows.
-    Open { opened_ms: u64, last_send_ms: u64, session_bytes: u64 },
+    Open {
+        /// When audio or a KeepAlive last went out (KeepAlive is due `keepalive_ms` later).
+        last_send_ms: u64,
+        /// The earliest the next audio frame may go (the pace, see [`PACE_BYTES_PER_MS`]).
+        paced_until_ms: u64,
+    },
     /// Waiting to reconnect.
     Waiting { until_ms: u64 },
     /// `CloseStream` sent; waiting for Deepgram to close.
@@ -84,8 +90,13 @@ enum Link {
     Closed,
 }
 
-/// Audio Deepgram may get ahead of real time: 1.25x, plus this much at once.
-const PACING_BURST_MS: u64 = 1_000;
+/// The fastest audio goes to Deepgram: 1.25x real time (mu-law, 8 bytes a millisecond).
+/// After a frame of `n` bytes the next waits `n / PACE_BYTES_PER_MS` ms, so over any
+/// stretch of a connection the audio sent never runs ahead of 1.25x the time it took.
+pub const PACE_BYTES_PER_MS: u64 = BYTES_PER_MS as u64 * 5 / 4;
+
+/// The largest frame: 250 ms, Deepgram's guidance for a message.
+const MAX_FRAME_MS: usize = 250;
 
 /// Counters for the summary marker.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -271,7 +282,7 @@ impl Pipeline {
             _ => now_ms,
         };
         self.sessions += 1;
-        self.link = Link::Open { opened_ms: now_ms, last_send_ms: now_ms, session_bytes: 0 };
+        self.link = Link::Open { last_send_ms: now_ms, paced_until_ms: now_ms };
         self.backoff.reset();
         let (replay, gone) = self.ledger.restart_session();
         self.mark("deepgram.open", &[("connect_ms", (now_ms - since).to_string()), ("session", self.sessions.to_string())]);
@@ -440,31 +451,36 @@ impl Pipeline {
 
     // ---- Time and audio -----------------------------------------------------------------
 
-    /// Sends what audio may go now: full frames while the call runs, everything when it
-    /// is ending, never faster than 1.25x real time; then `CloseStream` once all is sent.
+    /// The size of the next frame to send, if one may go: whole `batch_ms` frames (several
+    /// at once while catching up, up to [`MAX_FRAME_MS`]); a shorter frame only for the
+    /// last audio of a call that is ending. Never an empty frame.
+    fn next_frame_bytes(&self) -> Option<usize> {
+        let batch = self.settings.batch_bytes();
+        let unsent = self.ledger.unsent() as usize;
+        if unsent >= batch {
+            let largest = (MAX_FRAME_MS * BYTES_PER_MS / batch).max(1) * batch;
+            Some(unsent.min(largest) / batch * batch)
+        } else if self.ending && unsent > 0 {
+            Some(unsent)
+        } else {
+            None
+        }
+    }
+
+    /// Sends the audio that may go now, paced at [`PACE_BYTES_PER_MS`]; then `Finalize` and
+    /// `CloseStream` once a call that is ending has sent everything.
     fn pump_audio(&mut self, now_ms: u64) {
-        let Link::Open { opened_ms, mut last_send_ms, mut session_bytes } = self.link else {
+        let Link::Open { mut last_send_ms, mut paced_until_ms } = self.link else {
             return;
         };
-        let frame = self.settings.batch_bytes();
-        let max_frame = 250 * BYTES_PER_MS;
-        let allowance = (now_ms.saturating_sub(opened_ms) + PACING_BURST_MS) * BYTES_PER_MS as u64 * 5 / 4;
-        let min = if self.ending { 1 } else { frame };
-        loop {
-            let room = allowance.saturating_sub(session_bytes) as usize;
-            // Replay goes in the largest frames allowed; live audio in batches.
-            let max = if self.ledger.unsent() as usize > frame { max_frame } else { frame }.min(room);
-            if max < min {
-                break; // pacing: wait until a whole frame is allowed
-            }
-            let Some(audio) = self.ledger.next_frame(min, max) else {
-                break;
-            };
-            session_bytes += audio.len() as u64;
+        while now_ms >= paced_until_ms {
+            let Some(size) = self.next_frame_bytes() else { break };
+            let Some(audio) = self.ledger.next_frame(size, size) else { break };
+            paced_until_ms = now_ms + (audio.len() as u64).div_ceil(PACE_BYTES_PER_MS);
             last_send_ms = now_ms;
             self.actions.push(Action::SendAudio(audio));
         }
-        self.link = Link::Open { opened_ms, last_send_ms, session_bytes };
+        self.link = Link::Open { last_send_ms, paced_until_ms };
         if self.ending && !self.close_sent && self.ledger.unsent() == 0 {
             self.close_sent = true;
             self.actions.push(Action::SendControl(FINALIZE));
@@ -495,14 +511,14 @@ impl Pipeline {
         }
         match self.link {
             Link::Waiting { until_ms } if now_ms >= until_ms => self.connect(now_ms),
-            Link::Open { last_send_ms, opened_ms, session_bytes } => {
+            Link::Open { last_send_ms, .. } => {
                 self.pump_audio(now_ms);
-                if let Link::Open { last_send_ms: after, .. } = self.link
+                if let Link::Open { last_send_ms: after, paced_until_ms } = self.link
                     && after == last_send_ms
                     && now_ms.saturating_sub(last_send_ms) >= self.settings.keepalive_ms
                 {
                     self.actions.push(Action::SendControl(KEEP_ALIVE));
-                    self.link = Link::Open { opened_ms, last_send_ms: now_ms, session_bytes };
+                    self.link = Link::Open { last_send_ms: now_ms, paced_until_ms };
                 }
             }
             Link::Draining { deadline_ms } if now_ms >= deadline_ms => {
@@ -529,14 +545,10 @@ impl Pipeline {
         }
         let link = match self.link {
             Link::Waiting { until_ms } => Some(until_ms),
-            Link::Open { last_send_ms, opened_ms, session_bytes } => {
+            Link::Open { last_send_ms, paced_until_ms } => {
                 let keepalive = last_send_ms + self.settings.keepalive_ms;
-                // Audio held back by pacing is due when the allowance catches up.
-                let min = if self.ending { 1 } else { self.settings.batch_bytes() as u64 };
-                let paced = (self.ledger.unsent() >= min).then(|| {
-                    let needed = session_bytes + self.settings.batch_bytes() as u64;
-                    (needed * 4 / 5 / BYTES_PER_MS as u64 + opened_ms).saturating_sub(PACING_BURST_MS).max(opened_ms + 1)
-                });
+                // Audio held back by the pace is due when the pace allows it.
+                let paced = self.next_frame_bytes().map(|_| paced_until_ms);
                 Some(paced.map_or(keepalive, |p| p.min(keepalive)))
             }
             Link::Draining { deadline_ms } => Some(deadline_ms),

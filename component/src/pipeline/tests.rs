@@ -70,6 +70,22 @@ impl Wire {
     }
 }
 
+/// Applies the actions so far, then lets time pass: ticks at each deadline the pipeline
+/// asks for, up to `until`. Returns the time of the last tick (or `from`).
+fn settle(p: &mut Pipeline, wire: &mut Wire, from: u64, until: u64) -> u64 {
+    let mut now = from;
+    loop {
+        wire.apply(p.take_actions());
+        match p.next_deadline() {
+            Some(due) if due <= until => {
+                now = due.max(now);
+                p.on_tick(now);
+            }
+            _ => return now,
+        }
+    }
+}
+
 fn pipeline() -> Pipeline {
     Pipeline::new(Settings::default(), 7)
 }
@@ -96,9 +112,10 @@ fn a_clean_call_delivers_every_byte_then_closes_the_stream() {
         p.on_twilio_text(&media(n), n as u64 * 20);
     }
     p.on_twilio_text(STOP, 2_100);
-    wire.apply(p.take_actions());
+    settle(&mut p, &mut wire, 2_100, 2_190);
     assert_eq!(wire.controls, [FINALIZE, CLOSE_STREAM]);
-    assert!(wire.frames[1..wire.frames.len() - 1].iter().all(|len| *len == 320), "{:?}", wire.frames);
+    let (tail, whole) = wire.frames.split_last().expect("frames");
+    assert!(whole.iter().all(|len| len % 320 == 0) && *tail <= 320, "whole 40 ms frames, a partial one last: {:?}", wire.frames);
     assert_eq!(wire.sessions[0], caller_audio(0..101), "every byte, in order");
     assert!(!wire.finished, "waits for Deepgram's close");
     p.on_deepgram_text(&results(0.0, 2.02, "hello there", true), 2_200);
@@ -135,9 +152,12 @@ fn an_unexpected_close_reconnects_and_replays_what_was_not_finalized() {
     let deadline = p.next_deadline().expect("a reconnect is due");
     p.on_tick(deadline);
     p.on_connected(deadline + 50);
-    p.on_twilio_text(STOP, 3_200);
-    p.on_deepgram_text(&results(0.5, 1.0, "after the gap", true), 3_300);
-    p.on_deepgram_closed(1000, "", 3_400);
+    p.on_twilio_text(STOP, 3_000);
+    // 12,000 bytes to replay at 1.25x: 1.2 s.
+    let done = settle(&mut p, &mut wire, 3_000, 5_000);
+    assert!(wire.controls.ends_with(&[FINALIZE, CLOSE_STREAM]), "{:?}", wire.controls);
+    p.on_deepgram_text(&results(0.5, 1.0, "after the gap", true), done + 100);
+    p.on_deepgram_closed(1000, "", done + 200);
     wire.apply(p.take_actions());
     assert_eq!(wire.connects, 2);
     assert_eq!(wire.sessions[0], caller_audio(0..100));
@@ -210,8 +230,21 @@ fn keepalive_when_no_audio_flows() {
     assert_eq!(wire.controls, [KEEP_ALIVE]);
 }
 
+/// Checks the pace on one session's frames, (time, size): over any stretch, the audio sent
+/// before the last frame of the stretch is at most 1.25x the stretch's duration.
+fn assert_paced(frames: &[(u64, usize)]) {
+    for i in 0..frames.len() {
+        let mut bytes = 0u64;
+        for j in i + 1..frames.len() {
+            bytes += frames[j - 1].1 as u64;
+            let elapsed = frames[j].0 - frames[i].0;
+            assert!(bytes <= elapsed * PACE_BYTES_PER_MS, "{bytes} bytes in {elapsed} ms (frames {i}..{j}): faster than 1.25x");
+        }
+    }
+}
+
 #[test]
-fn replay_is_paced_at_most_one_and_a_quarter_real_time() {
+fn replay_is_paced_at_most_one_and_a_quarter_real_time_in_whole_frames() {
     let mut p = pipeline();
     let mut wire = Wire::default();
     p.on_twilio_text(START, 0);
@@ -220,23 +253,67 @@ fn replay_is_paced_at_most_one_and_a_quarter_real_time() {
         p.on_twilio_text(&media(n), n as u64 * 20);
     }
     p.on_connected(10_000);
-    wire.apply(p.take_actions());
-    let sent: usize = wire.sessions[0].len();
-    assert!(sent <= 10 * 1_000, "at most the one-second burst at once, at 1.25x: {sent}");
+    let mut timed = Vec::new();
     let mut now = 10_000;
-    // Live audio waits for a whole 40 ms batch, so the last odd 240 bytes stay queued.
-    while wire.sessions[0].len() < 79_760 && now < 60_000 {
+    loop {
+        let before = wire.frames.len();
+        wire.apply(p.take_actions());
+        timed.extend(wire.frames[before..].iter().map(|len| (now, *len)));
+        if wire.sessions[0].len() == 80_000 || now > 60_000 {
+            break;
+        }
         let deadline = p.next_deadline().expect("audio is waiting");
         assert!(deadline > now, "the next deadline is in the future ({deadline} <= {now})");
         now = deadline;
         p.on_tick(now);
-        wire.apply(p.take_actions());
     }
-    assert_eq!(wire.sessions[0].len(), 79_760, "everything but the odd tail sent by {now}");
-    assert!(wire.sessions[0] == caller_audio(0..500)[..79_760], "in order");
-    assert!(now < 20_000, "and at the paced rate, not later: {now}");
-    assert!(now >= 10_000 + 6_000, "10 s of audio took at least (10 - 1.25) / 1.25 s: done at {now}");
-    assert!(wire.frames.iter().all(|len| *len <= 2_000), "frames are at most 250 ms");
+    assert!(wire.sessions[0] == caller_audio(0..500), "everything, in order");
+    assert!(wire.frames.iter().all(|len| len % 320 == 0 && *len <= 2_000), "whole 40 ms frames, at most 250 ms: {:?}", wire.frames);
+    assert_paced(&timed);
+    // 80,000 bytes at 10 bytes a millisecond, the last frame going 1920 bytes' time early.
+    assert!((17_000..18_100).contains(&now), "at the paced rate, not later: done at {now}");
+}
+
+#[test]
+fn a_backlog_while_live_audio_keeps_arriving_goes_in_whole_frames_then_the_tail_at_the_end() {
+    let mut p = pipeline();
+    let mut wire = Wire::default();
+    let mut timed = Vec::new();
+    p.on_twilio_text(START, 0);
+    // 3 s of audio while the handshake hangs, then the call goes on for 5 s more, live.
+    for n in 0..150 {
+        p.on_twilio_text(&media(n), u64::from(n) * 20);
+    }
+    p.on_connected(3_000);
+    let mut next_media = 150u32;
+    let mut now = 3_000u64;
+    loop {
+        let before = wire.frames.len();
+        wire.apply(p.take_actions());
+        timed.extend(wire.frames[before..].iter().map(|len| (now, *len)));
+        if wire.controls.contains(&CLOSE_STREAM) || now > 60_000 {
+            break;
+        }
+        let media_due = if next_media < 400 { u64::from(next_media) * 20 } else { u64::MAX };
+        now = p.next_deadline().unwrap_or(u64::MAX).min(media_due).max(now + 1);
+        if now >= media_due {
+            p.on_twilio_text(&media(next_media), now);
+            next_media += 1;
+            if next_media == 400 {
+                // 8 s of audio in all, plus an odd 100 bytes, then `stop`.
+                let odd = base64::engine::general_purpose::STANDARD.encode([7u8; 100]);
+                p.on_twilio_text(&format!(r#"{{"event":"media","media":{{"payload":"{odd}"}}}}"#), now);
+                p.on_twilio_text(STOP, now);
+            }
+        }
+        p.on_tick(now);
+    }
+    let sizes: Vec<usize> = timed.iter().map(|(_, len)| *len).collect();
+    let (tail, whole) = sizes.split_last().expect("frames were sent");
+    assert!(whole.iter().all(|len| len % 320 == 0 && *len >= 320), "whole frames until the tail: {sizes:?}");
+    assert!(*tail > 0 && *tail <= 320, "only the very last frame is partial: {tail}");
+    assert_eq!(sizes.iter().sum::<usize>(), 400 * 160 + 100, "every byte");
+    assert_paced(&timed);
 }
 
 #[test]
@@ -294,7 +371,8 @@ fn a_replay_buffer_overflow_is_counted_exactly() {
     p.on_tick(due.max(2_000));
     p.on_connected(2_100);
     p.on_twilio_text(STOP, 2_200);
-    p.on_deepgram_closed(1000, "", 2_300);
+    let done = settle(&mut p, &mut wire, 2_200, 4_000);
+    p.on_deepgram_closed(1000, "", done + 100);
     wire.apply(p.take_actions());
     let overflowed: u64 = wire
         .marks

@@ -93,6 +93,8 @@ pub struct Session {
     pub controls: Vec<String>,
     /// Binary frames received, with their sizes.
     pub frames: Vec<usize>,
+    /// When each binary frame arrived, since the session opened (parallel to `frames`).
+    pub frame_arrivals: Vec<Duration>,
     /// How the session ended: (code, reason, closed by the simulator).
     pub closed: Option<(u16, String, bool)>,
     /// Transcripts sent in final results.
@@ -279,6 +281,7 @@ impl DeepgramSim {
             state.sessions.push(Session::default());
             state.sessions.len() - 1
         };
+        let opened = std::time::Instant::now();
         shared.changed.notify_waiters();
         let close_after =
             self.close_after_audio.filter(|(_, sessions)| session_index < *sessions).map(|(audio, _)| audio.as_millis() as usize * 8);
@@ -304,6 +307,7 @@ impl DeepgramSim {
                         let record = &mut state.sessions[session_index];
                         record.audio.extend_from_slice(&data);
                         record.frames.push(data.len());
+                        record.frame_arrivals.push(opened.elapsed());
                     });
                 }
                 Message::Text(text) => {

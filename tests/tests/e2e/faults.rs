@@ -51,6 +51,29 @@ impl Observed {
         self.timeline.iter().find(|m| m.name == name)
     }
 
+    /// Asserts every session got whole `batch_ms` frames (a shorter one only last, at the
+    /// end of the call) at no more than 1.25x real time: over any stretch of frames, the
+    /// audio before the stretch's last frame is at most 1.25x its duration, give or take
+    /// one 250 ms frame for the network's jitter.
+    fn assert_whole_paced_frames(&self, batch_bytes: usize) {
+        let sessions = self.deepgram.as_ref().map(RunningSim::sessions).unwrap_or_default();
+        assert!(!sessions.is_empty(), "Deepgram had a session");
+        for (index, session) in sessions.iter().enumerate() {
+            let Some((_, whole)) = session.frames.split_last() else { continue };
+            assert!(whole.iter().all(|len| len % batch_bytes == 0), "session {index}: frames not whole {batch_bytes}-byte batches: {:?}", session.frames);
+            assert!(session.frames.iter().all(|len| *len <= 2_000), "session {index}: a frame over 250 ms: {:?}", session.frames);
+            let times = &session.frame_arrivals;
+            for i in 0..times.len() {
+                let mut bytes = 0usize;
+                for j in i + 1..times.len() {
+                    bytes += session.frames[j - 1];
+                    let allowed = (times[j] - times[i]).as_secs_f64() * 10_000.0 + 2_000.0;
+                    assert!(bytes as f64 <= allowed, "session {index}: {bytes} bytes in {:?} (frames {i}..{j}): faster than 1.25x", times[j] - times[i]);
+                }
+            }
+        }
+    }
+
     /// Asserts Deepgram received exactly the caller's audio across all its sessions.
     fn assert_delivered_whole(&self) {
         let deepgram = self.deepgram.as_ref().map(RunningSim::delivered_audio).unwrap_or_default();
@@ -132,6 +155,7 @@ async fn deepgram_closing_1011_mid_call_is_recovered_without_loss() -> anyhow::R
     assert!(observed.field("cause").contains("1011"), "{:#}", observed.call);
     assert_eq!(observed.deepgram.as_ref().map(|d| d.sessions().len()), Some(2), "one reconnect");
     observed.assert_delivered_whole();
+    observed.assert_whole_paced_frames(320);
     Ok(())
 }
 
@@ -142,6 +166,7 @@ async fn a_handshake_that_never_answers_times_out_and_the_retry_loses_nothing() 
     assert_eq!(observed.field("outcome"), "degraded", "{:#}", observed.call);
     assert!(observed.field("cause").contains("connect-timeout"), "{:#}", observed.call);
     observed.assert_delivered_whole();
+    observed.assert_whole_paced_frames(320);
     Ok(())
 }
 
