@@ -271,7 +271,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Compile { config, files } => {
-            let config = load_config(config.as_ref(), Default::default())?;
+            let config = Config::load_without_secrets(config.as_deref())?;
             let report = tokio::task::spawn_blocking(move || switchboard::host::precompile(&config, &files)).await??;
             #[allow(clippy::print_stdout)]
             for line in report {

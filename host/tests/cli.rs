@@ -178,7 +178,9 @@ fn compile_fills_the_artifact_store_once() {
     let config = write(
         &dir,
         "compile.toml",
-        "data_dir = \"store\"\n[[routes]]\npath = \"/x\"\ncomponent = \"voice\"\n[components.voice]\nbuiltin = \"voice-pipeline\"\n",
+        // The server's secrets are not in a build machine's environment: compiling needs none.
+        "data_dir = \"store\"\n[operator]\ntoken_env = \"UNSET_OPERATOR_TOKEN\"\n[[routes]]\npath = \"/x\"\ncomponent = \"voice\"\ntwilio_auth_token_env = \"UNSET_TWILIO\"\n\
+         [components.voice]\nbuiltin = \"voice-pipeline\"\n[[components.voice.secret_headers]]\nhost = \"a\"\nname = \"b\"\nvalue = \"${UNSET_KEY}\"\n",
     );
     let first = switchboard(&["compile", "--config", &config]);
     let stdout = String::from_utf8_lossy(&first.stdout);
@@ -227,6 +229,18 @@ async fn calls_lists_and_shows_stored_calls_with_the_cause_first() {
     let first = stdout.lines().next().unwrap_or_default();
     assert_eq!(first, "FAILED on the deepgram leg: Deepgram rejected the connection: HTTP 401 Invalid credentials.", "{stdout}");
     assert!(stdout.contains("deepgram.rejected") && stdout.contains("call.closed"), "{stdout}");
+
+    // From the server's configuration file, in a shell without any of its secrets.
+    let server_toml = write(
+        &dir,
+        "server.toml",
+        &format!(
+            "[operator]\nlisten = \"{operator}\"\n[[routes]]\npath = \"/x\"\ncomponent = \"v\"\ntwilio_auth_token_env = \"NOT_SET_HERE\"\n[components.v]\nbuiltin = \"voice-pipeline\"\n[[components.v.secret_headers]]\nhost = \"a\"\nname = \"b\"\nvalue = \"${{NOR_HERE}}\"\n"
+        ),
+    );
+    let by_config = tokio::task::spawn_blocking(move || switchboard(&["calls", "--config", &server_toml])).await.expect("join");
+    let by_config_out = String::from_utf8_lossy(&by_config.stdout);
+    assert!(by_config.status.success() && by_config_out.contains("CACLI"), "{by_config_out}{}", String::from_utf8_lossy(&by_config.stderr));
 
     // The same through the operator listener, as an operator on another machine would.
     let base = format!("http://{operator}");

@@ -60,7 +60,11 @@ impl Observed {
         assert!(!sessions.is_empty(), "Deepgram had a session");
         for (index, session) in sessions.iter().enumerate() {
             let Some((_, whole)) = session.frames.split_last() else { continue };
-            assert!(whole.iter().all(|len| len % batch_bytes == 0), "session {index}: frames not whole {batch_bytes}-byte batches: {:?}", session.frames);
+            assert!(
+                whole.iter().all(|len| len % batch_bytes == 0),
+                "session {index}: frames not whole {batch_bytes}-byte batches: {:?}",
+                session.frames
+            );
             assert!(session.frames.iter().all(|len| *len <= 2_000), "session {index}: a frame over 250 ms: {:?}", session.frames);
             let times = &session.frame_arrivals;
             for i in 0..times.len() {
@@ -68,7 +72,11 @@ impl Observed {
                 for j in i + 1..times.len() {
                     bytes += session.frames[j - 1];
                     let allowed = (times[j] - times[i]).as_secs_f64() * 10_000.0 + 2_000.0;
-                    assert!(bytes as f64 <= allowed, "session {index}: {bytes} bytes in {:?} (frames {i}..{j}): faster than 1.25x", times[j] - times[i]);
+                    assert!(
+                        bytes as f64 <= allowed,
+                        "session {index}: {bytes} bytes in {:?} (frames {i}..{j}): faster than 1.25x",
+                        times[j] - times[i]
+                    );
                 }
             }
         }

@@ -189,7 +189,11 @@ async fn assert_strict_openmetrics(text: &str) -> anyhow::Result<()> {
     stdin.write_all(text.as_bytes()).await?;
     drop(stdin);
     let output = child.wait_with_output().await?;
-    anyhow::ensure!(output.status.success(), "the strict OpenMetrics parser refused the page: {}\n{text}", String::from_utf8_lossy(&output.stderr));
+    anyhow::ensure!(
+        output.status.success(),
+        "the strict OpenMetrics parser refused the page: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let families: usize = String::from_utf8_lossy(&output.stdout).trim().parse()?;
     assert!(families >= 10, "{families} families parsed");
     Ok(())
