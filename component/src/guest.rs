@@ -244,7 +244,7 @@ fn failure_of(error: &ErrorCode) -> ConnectFailure {
     match error {
         ErrorCode::HandshakeRejected(response) => {
             let dg_error = response.headers.iter().find(|(name, _)| name == "dg-error").map(|(_, value)| value.clone());
-            ConnectFailure::Rejected { status: response.status, detail: dg_error.unwrap_or_else(|| response.body_excerpt.clone()) }
+            ConnectFailure::Rejected { status: response.status, dg_error, body: response.body_excerpt.clone() }
         }
         ErrorCode::Denied | ErrorCode::InvalidUrl(_) => {
             ConnectFailure::Permanent { cause: "denied".to_owned(), detail: format!("{error:?}") }

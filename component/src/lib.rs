@@ -13,6 +13,7 @@
 pub mod backoff;
 pub mod deepgram;
 pub mod ledger;
+pub mod markers;
 pub mod pipeline;
 pub mod settings;
 pub mod twilio;

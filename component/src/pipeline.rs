@@ -50,8 +50,10 @@ pub enum ConnectFailure {
     Rejected {
         /// HTTP status.
         status: u16,
-        /// The `dg-error` header or body excerpt.
-        detail: String,
+        /// Deepgram's `dg-error` header, when it sent one.
+        dg_error: Option<String>,
+        /// The start of the response body.
+        body: String,
     },
     /// Refused for good: the host's policy denies the target, or the URL is invalid.
     Permanent {
@@ -179,6 +181,7 @@ impl Pipeline {
     }
 
     fn mark(&mut self, name: &str, pairs: &[(&str, String)]) {
+        debug_assert!(crate::markers::is_documented(name, pairs.iter().map(|(key, _)| *key)), "undocumented marker {name} {pairs:?}");
         self.actions.push(Action::Mark { name: name.to_owned(), attributes: attrs(pairs) });
     }
 
@@ -306,8 +309,8 @@ impl Pipeline {
             return;
         }
         match failure {
-            ConnectFailure::Rejected { status, detail } => {
-                self.mark("deepgram.rejected", &[("status", status.to_string()), ("detail", detail)]);
+            ConnectFailure::Rejected { status, dg_error, body } => {
+                self.mark("deepgram.rejected", &[("status", status.to_string()), ("dg_error", dg_error.unwrap_or_default()), ("body", body)]);
                 if (400..500).contains(&status) {
                     // Auth or request errors do not heal by retrying.
                     self.give_up("rejected", now_ms);

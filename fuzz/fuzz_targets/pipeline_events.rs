@@ -16,7 +16,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             2 => pipeline.on_twilio_text(r#"{"event":"stop"}"#, now),
             3 => pipeline.on_connected(now),
             4 => pipeline.on_connect_failed(ConnectFailure::Failed { cause: "connect-timeout".into(), detail: String::new() }, now),
-            5 => pipeline.on_connect_failed(ConnectFailure::Rejected { status: 400 + u16::from(arg % 200), detail: String::new() }, now),
+            5 => pipeline.on_connect_failed(ConnectFailure::Rejected { status: 400 + u16::from(arg % 200), dg_error: None, body: String::new() }, now),
             6 => pipeline.on_deepgram_text(&format!(r#"{{"type":"Results","start":{},"duration":{},"is_final":{},"speech_final":{},"channel":{{"alternatives":[{{"transcript":"x","confidence":1}}]}}}}"#, arg / 10, f64::from(arg % 10) / 3.0, arg % 2 == 0, arg % 3 == 0), now),
             7 => pipeline.on_deepgram_closed(1000 + u16::from(arg % 16), "", now),
             _ => pipeline.on_tick(now),

@@ -69,8 +69,33 @@ fn answer(result: Result<Deployed, DeployError>) -> Response {
     }
 }
 
-async fn upload(State(host): State<Shared>, Path(name): Path<String>, body: Bytes) -> Response {
+async fn upload(State(host): State<Shared>, Path(name): Path<String>, headers: axum::http::HeaderMap, body: Bytes) -> Response {
+    if let Err(refusal) = check_digest(&headers, &body) {
+        tracing::warn!(component = name, "upload refused: {refusal}");
+        return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(serde_json::json!({ "error": refusal }))).into_response();
+    }
     answer(host.registry.deploy(&name, body.to_vec(), "upload".to_owned()).await)
+}
+
+/// Checks an upload against the SHA-256 the client sent in `Content-Digest`
+/// (`sha-256=:<base64>:`, RFC 9530), so a body cut short on its way is refused as such.
+fn check_digest(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<(), String> {
+    use base64::Engine;
+    use sha2::Digest;
+    let Some(value) = headers.get("content-digest") else { return Ok(()) };
+    let value = value.to_str().map_err(|_| "Content-Digest is not text".to_owned())?;
+    let Some(expected) = value.split(',').find_map(|item| item.trim().strip_prefix("sha-256=:")?.strip_suffix(':')) else {
+        return Err(format!("Content-Digest {value:?} has no sha-256 digest (expected sha-256=:<base64>:)"));
+    };
+    let actual = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body));
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "the upload arrived as {} bytes whose SHA-256 is not the one the client sent: it was cut short or changed on its way",
+            body.len()
+        ))
+    }
 }
 
 #[derive(Deserialize)]

@@ -126,9 +126,13 @@ impl OperatorClient {
     }
 
     /// Uploads `wasm` as the new version of `component`.
+    /// The host checks the bytes it got against their SHA-256, sent in `Content-Digest`.
     pub async fn upload(&self, component: &str, wasm: Vec<u8>) -> anyhow::Result<serde_json::Value> {
-        let (status, body) =
-            self.send(http::Method::PUT, &format!("/admin/components/{}", encode_segment(component)), wasm, "application/wasm").await?;
+        use base64::Engine;
+        use sha2::Digest;
+        let digest = format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&wasm)));
+        let path = format!("/admin/components/{}", encode_segment(component));
+        let (status, body) = self.send_with(http::Method::PUT, &path, wasm, "application/wasm", &[("content-digest", &digest)]).await?;
         parse_json(status, &body)
     }
 
@@ -164,12 +168,18 @@ impl OperatorClient {
     }
 
     /// Sends one request; the status and body, whatever the status.
-    pub async fn send(
+    pub async fn send(&self, method: http::Method, path: &str, body: Vec<u8>, content_type: &str) -> anyhow::Result<(http::StatusCode, Bytes)> {
+        self.send_with(method, path, body, content_type, &[]).await
+    }
+
+    /// [`OperatorClient::send`] with extra request headers.
+    pub async fn send_with(
         &self,
         method: http::Method,
         path: &str,
         body: Vec<u8>,
         content_type: &str,
+        headers: &[(&str, &str)],
     ) -> anyhow::Result<(http::StatusCode, Bytes)> {
         let host = self.base.host_str().context("the operator URL has no host")?.to_owned();
         let port = self.base.port_or_known_default().unwrap_or(80);
@@ -184,6 +194,9 @@ impl OperatorClient {
             .header(http::header::CONTENT_TYPE, content_type);
         if let Some(token) = &self.token {
             request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let request = request.body(Full::new(Bytes::from(body)))?;
         let response = if self.base.scheme() == "https" {

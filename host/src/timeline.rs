@@ -64,6 +64,29 @@ impl Marker {
     }
 }
 
+/// Every marker the host records, with its attribute keys: the README's "Host markers"
+/// table must list exactly these (a test compares them), and every host marker is checked
+/// against this list in debug builds.
+pub const HOST_MARKERS: &[(&str, &[&str])] = &[
+    ("call.accepted", &["remote", "path", "component"]),
+    ("call.rejected", &["remote", "path", "status", "reason"]),
+    ("instance.started", &["component", "version", "digest", "instantiate_us"]),
+    ("instance.failed", &["error"]),
+    ("outbound.attempt", &["target", "path", "attempt"]),
+    ("outbound.open", &["target", "peer", "handshake_ms", "protocol"]),
+    ("outbound.failed", &["target", "cause", "detail", "status", "header", "body"]),
+    ("outbound.denied", &["target", "cause", "detail"]),
+    ("outbound.closed", &["target", "code", "reason", "by"]),
+    ("call.deadline", &["deadline", "limit_ms", "reason"]),
+    ("call.draining", &["code"]),
+    ("guest.returned", &["cpu_ms", "memory_kib"]),
+    ("guest.trap", &["cause", "detail"]),
+    ("guest.stopped", &["grace_ms"]),
+    ("guest.output", &["logged_bytes", "dropped_bytes"]),
+    ("markers.dropped", &["limit"]),
+    ("call.closed", &["code", "reason", "by"]),
+];
+
 /// Longest marker name kept from a guest, bytes.
 pub const MAX_NAME_BYTES: usize = 128;
 /// Most attributes kept per guest marker.
@@ -246,8 +269,12 @@ impl CallTimeline {
         Marker { call: self.inner.call, offset: self.elapsed(), unix_ms, source, name, attributes }
     }
 
-    /// Records a host marker.
+    /// Records a host marker (one of [`HOST_MARKERS`]).
     pub fn host(&self, name: &str, attributes: &[(&str, String)]) {
+        debug_assert!(
+            HOST_MARKERS.iter().any(|(known, keys)| *known == name && attributes.iter().all(|(key, _)| keys.contains(key))),
+            "undocumented host marker {name} {attributes:?}"
+        );
         let attributes = attributes.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         let marker = self.marker(MarkerSource::Host, name.to_owned(), attributes);
         self.inner.timeline.record(marker, self.call_sid());
@@ -328,6 +355,23 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_exactly_the_host_markers() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("Host markers:").expect("README has the host markers table");
+        let rows = readme[start..].lines().skip_while(|line| !line.starts_with('|')).skip(2).take_while(|line| line.starts_with('|'));
+        let backticked = |cell: &str| cell.split('`').skip(1).step_by(2).map(str::to_owned).collect::<Vec<String>>();
+        let documented: Vec<(String, Vec<String>)> = rows
+            .map(|row| {
+                let cells: Vec<&str> = row.split('|').collect();
+                (backticked(cells[1]).concat(), backticked(cells[2]))
+            })
+            .collect();
+        let listed: Vec<(String, Vec<String>)> =
+            HOST_MARKERS.iter().map(|(name, keys)| ((*name).to_owned(), keys.iter().map(|k| (*k).to_owned()).collect())).collect();
+        assert_eq!(documented, listed, "README's host markers differ from HOST_MARKERS");
+    }
+
+    #[test]
     fn old_calls_are_evicted() {
         let timeline = Timeline::new(2);
         for id in 0..3 {
@@ -341,15 +385,15 @@ mod tests {
     async fn wait_for_sees_past_and_future_markers() {
         let timeline = Timeline::new(10);
         let call = timeline.start_call(CallId(7));
-        call.host("first", &[]);
-        assert!(timeline.wait_for(Duration::from_secs(1), |m| m.name == "first").await.is_some());
+        call.host("call.accepted", &[]);
+        assert!(timeline.wait_for(Duration::from_secs(1), |m| m.name == "call.accepted").await.is_some());
         let later = call.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            later.host("second", &[("k", "v".into())]);
+            later.host("call.closed", &[("code", "1000".into())]);
         });
-        let second = timeline.wait_for(Duration::from_secs(5), |m| m.name == "second").await;
-        assert_eq!(second.and_then(|m| m.attr("k").map(str::to_owned)).as_deref(), Some("v"));
+        let second = timeline.wait_for(Duration::from_secs(5), |m| m.name == "call.closed").await;
+        assert_eq!(second.and_then(|m| m.attr("code").map(str::to_owned)).as_deref(), Some("1000"));
         assert!(timeline.wait_for(Duration::from_millis(10), |m| m.name == "never").await.is_none());
     }
 }

@@ -174,7 +174,7 @@ fn a_401_is_not_retried() {
     let mut p = pipeline();
     let mut wire = Wire::default();
     p.on_twilio_text(START, 0);
-    p.on_connect_failed(ConnectFailure::Rejected { status: 401, detail: "Invalid credentials.".into() }, 50);
+    p.on_connect_failed(ConnectFailure::Rejected { status: 401, dg_error: Some("Invalid credentials.".into()), body: String::new() }, 50);
     for n in 0..50 {
         p.on_twilio_text(&media(n), n as u64 * 20);
     }

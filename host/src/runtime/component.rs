@@ -196,7 +196,23 @@ fn link(runtime: &Runtime, name: &str, component: &Component) -> Result<CallHand
         missing: missing_imports(runtime, component),
         detail: Some(format!("{error:#}")),
     })?;
-    CallHandlerPre::new(instance_pre).map_err(|e| LoadError::WrongExport { name: name.to_owned(), message: format!("{e:#}") })
+    CallHandlerPre::new(instance_pre).map_err(|e| LoadError::WrongExport { name: name.to_owned(), message: wrong_export(runtime, component, &e) })
+}
+
+/// Why a component does not fit the `handler` export, saying what it exports instead: a
+/// component that exports nothing is most often a file cut short at a section boundary
+/// (every prefix of a component that ends between sections is itself a valid component).
+fn wrong_export(runtime: &Runtime, component: &Component, error: &wasmtime::Error) -> String {
+    let exports: Vec<String> = component.component_type().exports(runtime.engine()).map(|(name, _)| name.to_owned()).collect();
+    if exports.is_empty() {
+        let imports = component.component_type().imports(runtime.engine()).count();
+        format!(
+            "it exports nothing at all ({imports} imports): an incomplete file (cut short on its way?) or not a call handler; \
+             build it for the `switchboard:call/call-handler` world"
+        )
+    } else {
+        format!("{error:#}; it exports: {}", exports.join(", "))
+    }
 }
 
 /// The component's imports that the host's linker does not define at all.

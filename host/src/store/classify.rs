@@ -8,7 +8,7 @@ use crate::timeline::Marker;
 pub struct Verdict {
     /// `live`, `ok`, `degraded` (a fault the pipeline recovered from) or `failed`.
     pub outcome: &'static str,
-    /// `twilio`, `deepgram`, `outbound`, `guest` or `host`, when something went wrong.
+    /// `twilio`, `deepgram`, `outbound`, `policy`, `guest` or `host`, when something went wrong.
     pub failing_leg: Option<&'static str>,
     /// The cause, in a few words.
     pub cause: Option<String>,
@@ -40,6 +40,7 @@ pub fn classify(markers: &[Marker]) -> Verdict {
     };
     let mut closed = None;
     let mut stopped = false;
+    let mut denial: Option<String> = None;
     for marker in markers {
         match marker.name.as_str() {
             "call.deadline" => match attr(marker, "deadline") {
@@ -53,9 +54,15 @@ pub fn classify(markers: &[Marker]) -> Verdict {
             "guest.trap" => fail("guest", format!("guest {}: {}", attr(marker, "cause"), attr(marker, "detail"))),
             "instance.failed" => fail("host", format!("instance failed: {}", attr(marker, "error"))),
             "deepgram.rejected" => {
-                fail("deepgram", format!("Deepgram rejected the connection: HTTP {} {}", attr(marker, "status"), attr(marker, "detail")))
+                let reason = Some(attr(marker, "dg_error")).filter(|r| !r.is_empty()).unwrap_or_else(|| attr(marker, "body"));
+                fail("deepgram", format!("Deepgram rejected the connection: HTTP {} {reason}", attr(marker, "status")))
             }
-            "deepgram.gave-up" => fail("deepgram", format!("gave up on Deepgram ({})", attr(marker, "why"))),
+            // A guest that gives up after the host's policy refused it failed because of the
+            // policy, not because of the service it was trying to reach.
+            "deepgram.gave-up" => match (&denial, attr(marker, "why")) {
+                (Some(refusal), "refused-by-host") => fail("policy", refusal.clone()),
+                _ => fail("deepgram", format!("gave up on Deepgram ({})", attr(marker, "why"))),
+            },
             "deepgram.final-timeout" => fail("deepgram", "Deepgram sent no final close after CloseStream".to_owned()),
             "pipeline.summary" if attr(marker, "lost_bytes") != "0" && !attr(marker, "lost_bytes").is_empty() => {
                 fail("deepgram", format!("{} bytes of audio did not reach Deepgram", attr(marker, "lost_bytes")));
@@ -66,7 +73,13 @@ pub fn classify(markers: &[Marker]) -> Verdict {
             "deepgram.closed" if attr(marker, "code") != "1000" && degraded.is_none() => {
                 degraded = Some(("deepgram", format!("Deepgram closed {} {}", attr(marker, "code"), attr(marker, "reason"))));
             }
-            "outbound.denied" if degraded.is_none() => degraded = Some(("outbound", format!("outbound denied: {}", attr(marker, "cause")))),
+            "outbound.denied" => {
+                let refusal = format!("the egress policy refused {} ({}): {}", attr(marker, "target"), attr(marker, "cause"), attr(marker, "detail"));
+                if degraded.is_none() {
+                    degraded = Some(("policy", refusal.clone()));
+                }
+                denial = Some(refusal);
+            }
             "twilio.malformed" | "twilio.bad-payload" | "twilio.unknown-event" if degraded.is_none() => {
                 degraded = Some(("twilio", format!("{}: {}", marker.name, attr(marker, "error"))));
             }
@@ -118,7 +131,7 @@ mod tests {
     #[test]
     fn a_rejected_key_blames_deepgram_first() {
         let markers = [
-            m("deepgram.rejected", &[("status", "401"), ("detail", "Invalid credentials.")]),
+            m("deepgram.rejected", &[("status", "401"), ("dg_error", "Invalid credentials.")]),
             m("pipeline.summary", &[("lost_bytes", "16000")]),
             m("call.closed", &[("code", "1000")]),
         ];
@@ -138,6 +151,14 @@ mod tests {
         assert_eq!((verdict.outcome, verdict.failing_leg), ("degraded", Some("deepgram")));
         let vanished = [m("call.closed", &[("code", "1006"), ("reason", "reset")])];
         assert_eq!(classify(&vanished).failing_leg, Some("twilio"));
+        let refused = [
+            m("outbound.denied", &[("target", "wss://x:443"), ("cause", "special-address"), ("detail", "resolves only to 127.0.0.1")]),
+            m("deepgram.gave-up", &[("why", "refused-by-host")]),
+            m("call.closed", &[("code", "1000")]),
+        ];
+        let verdict = classify(&refused);
+        assert_eq!((verdict.outcome, verdict.failing_leg), ("failed", Some("policy")), "{verdict:?}");
+        assert!(verdict.cause.unwrap_or_default().contains("special-address"));
         let trapped = [m("guest.trap", &[("cause", "cpu-budget")]), m("call.closed", &[("code", "1011")])];
         assert_eq!(classify(&trapped).failing_leg, Some("guest"));
         assert_eq!(classify(&[m("call.accepted", &[])]).outcome, "live");

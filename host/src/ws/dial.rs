@@ -99,7 +99,7 @@ impl DialError {
     pub fn cause(&self) -> &'static str {
         match self {
             DialError::Dns(_) => "dns-error",
-            DialError::Denied(_) => "denied-address",
+            DialError::Denied(_) => "special-address",
             DialError::Refused => "connection-refused",
             DialError::Timeout(_) => "connect-timeout",
             DialError::Tls(_) => "tls-error",

@@ -30,6 +30,8 @@ enum Deepgram {
     ClosedPort,
     /// A name that does not resolve.
     NoSuchHost,
+    /// The simulator, allowed only by a wildcard rule: its loopback address is refused.
+    BehindWildcard(DeepgramSim),
 }
 
 /// What one faulty call left behind.
@@ -96,10 +98,12 @@ async fn faulty_call(deepgram: Deepgram, seconds: f64, ending: Ending, settings:
     init_tracing();
     let ca = TestCa::new()?;
     let closed_port = matches!(deepgram, Deepgram::ClosedPort);
+    let wildcard = matches!(deepgram, Deepgram::BehindWildcard(_));
     let (sim, key, trusted) = match deepgram {
         Deepgram::Sim(sim) => (Some(sim), KEY, true),
         Deepgram::WrongKey(sim) => (Some(sim), "wrong-key", true),
         Deepgram::UnknownCa(sim) => (Some(sim), KEY, false),
+        Deepgram::BehindWildcard(sim) => (Some(sim), KEY, true),
         Deepgram::ClosedPort | Deepgram::NoSuchHost => (None, KEY, true),
     };
     let running = match sim {
@@ -114,6 +118,7 @@ async fn faulty_call(deepgram: Deepgram, seconds: f64, ending: Ending, settings:
         }
         (None, false) => ("wss://deepgram.invalid".to_owned(), "wss://deepgram.invalid/v1/listen".to_owned()),
     };
+    let origin = if wildcard { "wss://*:*".to_owned() } else { origin };
     let mut spec = ComponentSpec::new("voice", guests::VOICE_PIPELINE)
         .allow(&origin)
         .setting("deepgram_url", &url)
@@ -220,5 +225,17 @@ async fn a_caller_that_vanishes_still_gets_its_audio_delivered_and_the_stream_cl
     let session = observed.deepgram.as_ref().map(|d| d.sessions()).unwrap_or_default();
     assert_eq!(session.first().and_then(|s| s.controls.last()).map(String::as_str), Some("CloseStream"), "Deepgram got CloseStream");
     observed.assert_delivered_whole();
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_target_refused_by_the_host_s_policy_is_blamed_on_the_policy() -> anyhow::Result<()> {
+    let observed = faulty_call(Deepgram::BehindWildcard(DeepgramSim::new()), 1.0, Ending::Stop, &[]).await?;
+    let denied = observed.marker("outbound.denied").ok_or_else(|| anyhow::anyhow!("no outbound.denied"))?;
+    assert_eq!(denied.attr("cause"), Some("special-address"), "{denied:?}");
+    assert!(observed.marker("outbound.failed").is_none(), "a refusal has one marker");
+    assert_eq!((observed.field("outcome"), observed.field("failing_leg")), ("failed", "policy"), "{:#}", observed.call);
+    assert!(observed.field("cause").contains("egress policy refused"), "{:#}", observed.call);
+    assert_eq!(observed.deepgram.as_ref().map(RunningSim::connections), Some(0), "nothing reached the simulator");
     Ok(())
 }

@@ -136,7 +136,7 @@ async fn a_401_is_recorded_and_not_retried() -> anyhow::Result<()> {
     assert_eq!(record.close.as_ref().map(|c| c.0), Some(1000), "the call still ends cleanly");
     let rejected = host.marker("deepgram.rejected", |_| true).await?;
     assert_eq!(rejected.attr("status"), Some("401"));
-    assert_eq!(rejected.attr("detail"), Some("Invalid credentials."));
+    assert_eq!(rejected.attr("dg_error"), Some("Invalid credentials."));
     let failed = host.marker("outbound.failed", |_| true).await?;
     assert_eq!(failed.attr("cause"), Some("handshake-rejected"));
     assert_eq!(deepgram.handshakes().len(), 1, "no retry storm");

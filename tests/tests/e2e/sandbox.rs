@@ -210,8 +210,10 @@ async fn special_addresses_need_a_rule_that_names_them() -> anyhow::Result<()> {
         let host = host_with(hostile("connect").allow("ws://*:*").setting("target", &target)).await?;
         let mut caller = TestClient::connect(&host.url("/hostile")).await?;
         assert_eq!(caller.next_text().await?, "ErrorCode::Denied", "{target}");
-        let failed = host.marker("outbound.failed", |_| true).await?;
-        assert_eq!(failed.attr("cause"), Some("denied-address"), "{failed:?}");
+        let denied = host.marker("outbound.denied", |_| true).await?;
+        assert_eq!(denied.attr("cause"), Some("special-address"), "{denied:?}");
+        assert!(denied.attr("detail").unwrap_or_default().contains("127.0.0.1"), "{denied:?}");
+        assert!(host.timeline().find(|m| m.name == "outbound.failed").is_empty(), "one marker for a refusal");
     }
     assert_eq!(upstream.connections(), 0, "nothing reached the loopback server");
     // A rule naming the address lets it through.

@@ -86,6 +86,19 @@ async fn swaps_under_load_drop_no_call_and_lose_no_byte() -> anyhow::Result<()> 
     // Refused while serving: corrupt bytes, and a component importing what the host lacks.
     let corrupt = admin(&host)?.upload("app", b"\0asm garbage".to_vec()).await;
     assert!(format!("{:#}", corrupt.expect_err("corrupt upload refused")).contains("422"));
+    // A file cut short at a section boundary is itself a valid component: it is refused
+    // for exporting nothing, and with the client's digest, for being cut short.
+    let whole = std::fs::read(guests::VOICE_PIPELINE)?;
+    let cut = whole[..1_000].to_vec();
+    let (status, body) = admin(&host)?.send(http::Method::PUT, "/admin/components/app", cut.clone(), "application/wasm").await?;
+    assert_eq!(status, 422);
+    assert!(String::from_utf8_lossy(&body).contains("exports nothing at all"), "{}", String::from_utf8_lossy(&body));
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&whole)));
+    let (status, body) = admin(&host)?.send_with(http::Method::PUT, "/admin/components/app", cut, "application/wasm", &[("content-digest", &digest)]).await?;
+    assert_eq!(status, 422);
+    assert!(String::from_utf8_lossy(&body).contains("cut short"), "{}", String::from_utf8_lossy(&body));
     let missing = wat::parse_str(r#"(component (import "acme:telephony/dialer@1.0.0" (instance (export "dial" (func)))))"#)?;
     let refused = admin(&host)?.upload("app", missing).await;
     let refused = format!("{:#}", refused.expect_err("missing import refused"));
