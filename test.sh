@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests, the end-to-end suite on loopback (the dashboard in
 # headless Chromium included), the Autobahn conformance cases, a fuzz smoke run, and
-# clippy with warnings as errors. Builds the guest components itself and installs what it needs
+# rustfmt and clippy with warnings as errors. Builds the guest components itself and installs what it needs
 # (wasm32-wasip2, Chromium, the kosoku runner).
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh --tests
+cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

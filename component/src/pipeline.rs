@@ -310,7 +310,10 @@ impl Pipeline {
         }
         match failure {
             ConnectFailure::Rejected { status, dg_error, body } => {
-                self.mark("deepgram.rejected", &[("status", status.to_string()), ("dg_error", dg_error.unwrap_or_default()), ("body", body)]);
+                self.mark(
+                    "deepgram.rejected",
+                    &[("status", status.to_string()), ("dg_error", dg_error.unwrap_or_default()), ("body", body)],
+                );
                 if (400..500).contains(&status) {
                     // Auth or request errors do not heal by retrying.
                     self.give_up("rejected", now_ms);

@@ -199,6 +199,26 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_setting_and_only_those() {
+        let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        Settings::from_lookup(|key| {
+            read.borrow_mut().insert(key.to_owned());
+            None
+        })
+        .expect("defaults");
+        let readme = include_str!("../../README.md");
+        let start = readme.find("Settings (`[components.NAME.settings]`").expect("README lists the settings");
+        let documented: std::collections::BTreeSet<String> = readme[start..]
+            .lines()
+            .skip_while(|line| !line.starts_with('|'))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .flat_map(|row| row.split('|').nth(1).unwrap_or_default().split('`').skip(1).step_by(2).map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(documented, read.into_inner(), "README's settings differ from what the pipeline reads");
+    }
+
+    #[test]
     fn defaults_build_a_telephony_url() {
         let url = Settings::default().listen_url();
         assert!(url.starts_with("wss://api.deepgram.com/v1/listen?model=nova-3&encoding=mulaw&sample_rate=8000&channels=1"), "{url}");

@@ -168,7 +168,13 @@ impl OperatorClient {
     }
 
     /// Sends one request; the status and body, whatever the status.
-    pub async fn send(&self, method: http::Method, path: &str, body: Vec<u8>, content_type: &str) -> anyhow::Result<(http::StatusCode, Bytes)> {
+    pub async fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> anyhow::Result<(http::StatusCode, Bytes)> {
         self.send_with(method, path, body, content_type, &[]).await
     }
 

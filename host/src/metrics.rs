@@ -248,6 +248,33 @@ mod tests {
         assert_one_family_per_name(&text);
     }
 
+    #[test]
+    fn the_readme_lists_every_metric_and_only_those() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("Metrics (`switchboard_` prefix):").expect("README lists the metrics");
+        let paragraph = &readme[start..readme[start..].find("\n\n").map_or(readme.len(), |end| start + end)];
+        let documented: std::collections::BTreeSet<String> = paragraph
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|name| name.split('{').next().unwrap_or_default().to_owned())
+            // Names only: not the label (`socket`), its values or the prefix.
+            .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .filter(|name| !["switchboard_", "socket"].contains(&name.as_str()))
+            .collect();
+        let text = Metrics::new().render(0, 0);
+        let exposed: std::collections::BTreeSet<String> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE switchboard_"))
+            .map(|rest| {
+                let mut parts = rest.split(' ');
+                let (name, kind) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+                if kind == "counter" { format!("{name}_total") } else { name.to_owned() }
+            })
+            .collect();
+        assert_eq!(documented, exposed, "README's metrics differ from /metrics");
+    }
+
     /// The exposition rules a strict parser enforces: every family's `# TYPE` (and
     /// `# HELP`) once, its samples together, right after it, and `# EOF` last.
     fn assert_one_family_per_name(text: &str) {

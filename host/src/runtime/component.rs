@@ -196,7 +196,8 @@ fn link(runtime: &Runtime, name: &str, component: &Component) -> Result<CallHand
         missing: missing_imports(runtime, component),
         detail: Some(format!("{error:#}")),
     })?;
-    CallHandlerPre::new(instance_pre).map_err(|e| LoadError::WrongExport { name: name.to_owned(), message: wrong_export(runtime, component, &e) })
+    CallHandlerPre::new(instance_pre)
+        .map_err(|e| LoadError::WrongExport { name: name.to_owned(), message: wrong_export(runtime, component, &e) })
 }
 
 /// Why a component does not fit the `handler` export, saying what it exports instead: a

@@ -94,7 +94,8 @@ impl CallState {
         let sandbox = Arc::clone(&self.sandbox);
         if !sandbox.egress.allows(&target) {
             let detail = format!("no allow_outbound rule matches {target}");
-            self.timeline.host("outbound.denied", &[("target", target.to_string()), ("cause", "not-allowed".to_owned()), ("detail", detail)]);
+            self.timeline
+                .host("outbound.denied", &[("target", target.to_string()), ("cause", "not-allowed".to_owned()), ("detail", detail)]);
             return Err(ErrorCode::Denied);
         }
         let limits = &sandbox.limits;
@@ -143,7 +144,10 @@ fn record_failure(timeline: &CallTimeline, target: &Target, error: &DialError) {
     if let DialError::Denied(detail) = error {
         // The host's own policy refused every address the name resolved to: a refusal,
         // recorded as every policy refusal is.
-        timeline.host("outbound.denied", &[("target", target.to_string()), ("cause", "special-address".to_owned()), ("detail", detail.clone())]);
+        timeline.host(
+            "outbound.denied",
+            &[("target", target.to_string()), ("cause", "special-address".to_owned()), ("detail", detail.clone())],
+        );
         return;
     }
     let mut attributes = vec![("target", target.to_string()), ("cause", error.cause().to_owned()), ("detail", error.to_string())];

@@ -74,7 +74,8 @@ pub fn classify(markers: &[Marker]) -> Verdict {
                 degraded = Some(("deepgram", format!("Deepgram closed {} {}", attr(marker, "code"), attr(marker, "reason"))));
             }
             "outbound.denied" => {
-                let refusal = format!("the egress policy refused {} ({}): {}", attr(marker, "target"), attr(marker, "cause"), attr(marker, "detail"));
+                let refusal =
+                    format!("the egress policy refused {} ({}): {}", attr(marker, "target"), attr(marker, "cause"), attr(marker, "detail"));
                 if degraded.is_none() {
                     degraded = Some(("policy", refusal.clone()));
                 }

@@ -96,7 +96,9 @@ async fn swaps_under_load_drop_no_call_and_lose_no_byte() -> anyhow::Result<()> 
     use base64::Engine;
     use sha2::Digest;
     let digest = format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&whole)));
-    let (status, body) = admin(&host)?.send_with(http::Method::PUT, "/admin/components/app", cut, "application/wasm", &[("content-digest", &digest)]).await?;
+    let (status, body) = admin(&host)?
+        .send_with(http::Method::PUT, "/admin/components/app", cut, "application/wasm", &[("content-digest", &digest)])
+        .await?;
     assert_eq!(status, 422);
     assert!(String::from_utf8_lossy(&body).contains("cut short"), "{}", String::from_utf8_lossy(&body));
     let missing = wat::parse_str(r#"(component (import "acme:telephony/dialer@1.0.0" (instance (export "dial" (func)))))"#)?;
