@@ -9,9 +9,9 @@ use std::time::Instant;
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use switchboard::observe::timeline::{CallId, Timeline};
 use switchboard::runtime::state::CallState;
 use switchboard::runtime::{EngineSettings, LoadedComponent, Runtime, Sandbox};
-use switchboard::timeline::{CallId, Timeline};
 use wasmtime::component::Component;
 
 /// Percentiles of one allocation strategy, microseconds.
@@ -48,9 +48,9 @@ async fn measure(pooling: bool, iterations: u32) -> anyhow::Result<Figures> {
     let component_config = config.components.get("voice-pipeline").context("the built-in config has no voice-pipeline")?;
     let runtime = Runtime::new(EngineSettings { max_instances: 64, max_memory_bytes: component_config.limits.memory_bytes, pooling })
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let bytes = switchboard::runtime::component::source_bytes(component_config)?;
+    let bytes = switchboard::deploy::versions::source_bytes(component_config)?;
     let component = Component::new(runtime.engine(), &bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let sandbox = Arc::new(Sandbox::from_config(component_config, Arc::new(switchboard::metrics::Metrics::new()))?);
+    let sandbox = Arc::new(Sandbox::from_config(component_config, Arc::new(switchboard::observe::metrics::Metrics::new()))?);
     let loaded = LoadedComponent::link(&runtime, sandbox, &component)?;
     let timeline = Timeline::new(16);
 

@@ -3,8 +3,8 @@
 #![no_main]
 libfuzzer_sys::fuzz_target!(|input: (&str, &str)| {
     let (rule, url) = input;
-    let policy = switchboard::egress::EgressPolicy::parse(&[rule]);
-    if let (Ok(policy), Ok((_, target))) = (policy, switchboard::egress::parse_target(url)) {
+    let policy = switchboard::policy::egress::EgressPolicy::parse(&[rule]);
+    if let (Ok(policy), Ok((_, target))) = (policy, switchboard::policy::egress::parse_target(url)) {
         let _ = policy.allows(&target);
         if let Ok(address) = target.host.parse::<std::net::IpAddr>() {
             let _ = policy.allows_address(&target, address);

@@ -1,30 +1,36 @@
 //! The host: validated configuration, compiled components and routes, ready to serve.
 //!
 //! [`Switchboard::new`] does everything that can fail before a port is bound (compiling
-//! and checking components, reading TLS files); [`Switchboard::serve`] then runs on a
-//! listener the caller bound, so tests bind `127.0.0.1:0`.
+//! and checking components, reading TLS files, opening the call store);
+//! [`Switchboard::serve`] then runs on listeners the caller bound, so tests bind
+//! `127.0.0.1:0`. This is the top of the host: it composes the wings and nothing below
+//! reaches up to it.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
-use crate::config::{Config, Route};
-use crate::registry::Registry;
-use crate::runtime::artifacts::ArtifactStore;
+use crate::config::Config;
+use crate::deploy::artifacts::ArtifactStore;
+use crate::deploy::versions::Versions;
+use crate::observe::calls::CallStore;
+use crate::observe::metrics::Metrics;
+use crate::observe::timeline::Timeline;
 use crate::runtime::{EngineSettings, LoadError, Runtime};
-use crate::timeline::Timeline;
+use crate::state::{HostState, Parts, Shared};
 
 /// After the drain deadline closes live calls, how long the host waits for them to end.
-pub const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+pub const DRAIN_GRACE: Duration = Duration::from_secs(15);
 
 /// Calls whose markers stay in memory for the in-process API ([`Switchboard::timeline`]);
 /// the call store keeps every call, and the HTTP API reads from it. Each retained call
 /// costs a few KiB, so this bounds the host's memory under a steady stream of calls.
 pub const RETAINED_CALLS: usize = 1_000;
+
+/// How long a shutdown waits for the call store to commit what it was given.
+const STORE_FLUSH: Duration = Duration::from_secs(5);
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +41,12 @@ pub enum StartError {
     /// A component failed to load.
     #[error(transparent)]
     Component(#[from] LoadError),
-    /// The inbound TLS files are unusable.
+    /// The public listener's TLS files are unusable.
     #[error("inbound TLS: {0}")]
-    Tls(String),
+    Tls(crate::ws::tls::TlsSetupError),
     /// The operator listener's TLS files are unusable.
     #[error("operator TLS: {0}")]
-    OperatorTls(String),
+    OperatorTls(crate::ws::tls::TlsSetupError),
     /// The data directory cannot be used.
     #[error("data directory: {0}")]
     DataDir(String),
@@ -49,25 +55,7 @@ pub enum StartError {
 /// A host ready to serve: cheap to clone.
 #[derive(Clone)]
 pub struct Switchboard {
-    pub(crate) inner: Arc<HostInner>,
-}
-
-pub(crate) struct HostInner {
-    pub(crate) config: Config,
-    pub(crate) registry: Arc<Registry>,
-    pub(crate) routes: HashMap<String, Route>,
-    pub(crate) timeline: Timeline,
-    /// One permit per live call; sized by `max_concurrent_calls`, like the instance pool.
-    pub(crate) call_slots: Arc<Semaphore>,
-    pub(crate) metrics: Arc<crate::metrics::Metrics>,
-    pub(crate) store: crate::store::CallStore,
-    pub(crate) next_call: AtomicU64,
-    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
-    pub(crate) operator_tls: Option<tokio_rustls::TlsAcceptor>,
-    /// Set when a shutdown begins: new calls get 503 and `/readyz` fails.
-    pub(crate) stopping: AtomicBool,
-    /// Flipped to true when a shutdown's drain deadline passes: live calls close with 1001.
-    pub(crate) closing: tokio::sync::watch::Sender<bool>,
+    state: Shared,
 }
 
 /// The two sockets a host serves on.
@@ -88,24 +76,33 @@ impl Listeners {
 
 impl std::fmt::Debug for Switchboard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Switchboard").field("listen", &self.inner.config.listen).finish_non_exhaustive()
+        f.debug_struct("Switchboard").field("listen", &self.state.config.listen).finish_non_exhaustive()
     }
 }
 
+/// The engine `config` calls for: a pool of `max_concurrent_calls` instances, each memory
+/// up to the largest component limit. `serve` and `compile` must agree on it, or compiled
+/// artifacts would not match.
+pub fn engine_settings(config: &Config) -> EngineSettings {
+    let max_memory_bytes = config.components.values().map(|c| c.limits.memory_bytes).max().unwrap_or(64 << 20);
+    EngineSettings { max_instances: config.max_concurrent_calls, max_memory_bytes, pooling: true }
+}
+
 impl Switchboard {
-    /// Compiles and checks every component and prepares routes. CPU-heavy: run it before
+    /// Compiles and checks every component and its routes. CPU-heavy: run it before
     /// starting to serve (from async code, inside `spawn_blocking`).
     pub fn new(config: Config) -> Result<Self, StartError> {
-        let runtime = runtime_for(&config).map_err(|e| StartError::Engine(format!("{e:#}")))?;
-        let store = ArtifactStore::new(config.data_dir.as_deref(), runtime.engine()).map_err(|e| {
+        let runtime = Runtime::new(engine_settings(&config)).map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let data_dir_error = |e: &dyn std::fmt::Display| {
             StartError::DataDir(format!("{}: {e}", config.data_dir.as_deref().unwrap_or(std::path::Path::new("?")).display()))
-        })?;
+        };
+        let artifacts = ArtifactStore::new(config.data_dir.as_deref(), runtime.engine()).map_err(|e| data_dir_error(&e))?;
         let components: Vec<_> = config.components.values().collect();
-        let metrics = Arc::new(crate::metrics::Metrics::new());
-        let registry = Arc::new(Registry::load(Arc::new(runtime), store, &components, &metrics)?);
+        let metrics = Arc::new(Metrics::new());
+        let versions = Arc::new(Versions::load(Arc::new(runtime), artifacts, &components, &metrics)?);
         let calls = match &config.data_dir {
-            Some(dir) => crate::store::CallStore::open(&dir.join("calls.db"), config.retention),
-            None => crate::store::CallStore::open_temporary(config.retention),
+            Some(dir) => CallStore::open(&dir.join("calls.db"), config.retention),
+            None => CallStore::open_temporary(config.retention),
         }
         .map_err(|e| StartError::DataDir(e.to_string()))?;
         let timeline = Timeline::new(RETAINED_CALLS);
@@ -113,51 +110,36 @@ impl Switchboard {
         timeline.observe(Box::new(move |marker| observed.observe(marker)));
         let recorder = calls.clone();
         timeline.observe(Box::new(move |marker| recorder.record(marker)));
-        let routes = config.routes.iter().map(|route| (route.path.clone(), route.clone())).collect();
-        let tls = config.tls.as_ref().map(crate::server::tls_acceptor).transpose().map_err(StartError::Tls)?;
-        let operator_tls = config.operator.tls.as_ref().map(crate::server::tls_acceptor).transpose().map_err(StartError::OperatorTls)?;
-        Ok(Switchboard {
-            inner: Arc::new(HostInner {
-                call_slots: Arc::new(Semaphore::new(config.max_concurrent_calls as usize)),
-                config,
-                registry,
-                routes,
-                timeline,
-                // Call ids stay unique across restarts: they start from the clock.
-                next_call: AtomicU64::new(call_id_base()),
-                metrics,
-                store: calls,
-                stopping: AtomicBool::new(false),
-                closing: tokio::sync::watch::channel(false).0,
-                tls,
-                operator_tls,
-            }),
-        })
+        let acceptor = |tls: &crate::config::InboundTls| crate::ws::tls::server_acceptor(&tls.cert, &tls.key);
+        let tls = config.tls.as_ref().map(acceptor).transpose().map_err(StartError::Tls)?;
+        let operator_tls = config.operator.tls.as_ref().map(acceptor).transpose().map_err(StartError::OperatorTls)?;
+        let state = HostState::new(Parts { config, versions, timeline, metrics, calls, tls, operator_tls });
+        Ok(Switchboard { state: Arc::new(state) })
     }
 
     /// The timeline every call records to.
     pub fn timeline(&self) -> Timeline {
-        self.inner.timeline.clone()
+        self.state.timeline.clone()
     }
 
     /// The configuration in force.
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        &self.state.config
     }
 
     /// Component versions and hot swap.
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.inner.registry
+    pub fn versions(&self) -> &Arc<Versions> {
+        &self.state.versions
     }
 
     /// The persistent call store.
-    pub fn calls(&self) -> &crate::store::CallStore {
-        &self.inner.store
+    pub fn calls(&self) -> &CallStore {
+        &self.state.calls
     }
 
     /// Calls alive right now.
     pub fn live_calls(&self) -> usize {
-        self.inner.config.max_concurrent_calls as usize - self.inner.call_slots.available_permits()
+        self.state.live_calls()
     }
 
     /// Binds the configured public and operator addresses.
@@ -166,8 +148,8 @@ impl Switchboard {
             TcpListener::bind(address).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {address} ({what}): {e}")))
         };
         Ok(Listeners {
-            public: bind(self.inner.config.listen, "public").await?,
-            operator: bind(self.inner.config.operator.listen, "operator").await?,
+            public: bind(self.state.config.listen, "public").await?,
+            operator: bind(self.state.config.operator.listen, "operator").await?,
         })
     }
 
@@ -178,13 +160,13 @@ impl Switchboard {
     /// them to end. Both listeners answer until the drain is over.
     pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let public = tokio::spawn(crate::server::serve_public(self.inner.clone(), listeners.public, stopped.clone()));
-        let operator = tokio::spawn(crate::server::serve_operator(self.inner.clone(), listeners.operator, stopped));
-        let _watchers = crate::watch::start(&self);
+        let public = tokio::spawn(crate::http::public::serve(self.state.clone(), listeners.public, stopped.clone()));
+        let operator = tokio::spawn(crate::http::operator::serve(self.state.clone(), listeners.operator, stopped));
+        let _watchers = crate::deploy::watch::start(&self.state.config, &self.state.versions);
         shutdown.await;
         tracing::info!("shutting down: new calls get 503; draining live calls");
-        self.inner.stopping.store(true, Ordering::Relaxed);
-        self.drain(self.inner.config.drain_timeout).await;
+        self.state.stop_taking_calls();
+        self.drain(self.state.config.drain_timeout).await;
         stop.send_replace(true);
         for server in [public, operator] {
             match server.await {
@@ -195,61 +177,28 @@ impl Switchboard {
         Ok(())
     }
 
-    async fn drain(&self, drain: std::time::Duration) {
-        let started = std::time::Instant::now();
+    /// Waits until every call slot is free again, at most `within`.
+    async fn calls_ended(&self, within: Duration) -> bool {
+        let all = self.state.config.max_concurrent_calls;
+        // Every permit back means every call has ended; holding them is harmless, as no
+        // new call is taken while the host stops.
+        matches!(tokio::time::timeout(within, self.state.call_slots.acquire_many(all)).await, Ok(Ok(_)))
+    }
+
+    async fn drain(&self, drain: Duration) {
         if self.live_calls() > 0 {
             tracing::info!(calls = self.live_calls(), "draining: waiting up to {drain:?} for live calls");
         }
-        while self.live_calls() > 0 && started.elapsed() < drain {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        if self.live_calls() > 0 {
+        if !self.calls_ended(drain).await {
             tracing::warn!(calls = self.live_calls(), "drain deadline passed: closing live calls with 1001");
-            self.inner.closing.send_replace(true);
-            let closing = std::time::Instant::now();
-            while self.live_calls() > 0 && closing.elapsed() < DRAIN_GRACE {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
+            self.state.closing.send_replace(true);
+            self.calls_ended(DRAIN_GRACE).await;
         }
-        self.inner.store.flush(std::time::Duration::from_secs(5));
+        let calls = self.state.calls.clone();
+        let flushed = tokio::task::spawn_blocking(move || calls.flush(STORE_FLUSH)).await.unwrap_or(false);
+        if !flushed {
+            tracing::warn!("the call store did not commit everything within {STORE_FLUSH:?}");
+        }
         tracing::info!(remaining = self.live_calls(), "drained");
     }
-}
-
-/// The engine `config` calls for: a pool of `max_concurrent_calls` instances, each memory up
-/// to the largest component limit. `serve` and `compile` must agree on it, or compiled
-/// artifacts would not match.
-fn runtime_for(config: &Config) -> wasmtime::Result<Runtime> {
-    let max_memory_bytes = config.components.values().map(|c| c.limits.memory_bytes).max().unwrap_or(64 << 20);
-    Runtime::new(EngineSettings { max_instances: config.max_concurrent_calls, max_memory_bytes, pooling: true })
-}
-
-fn call_id_base() -> u64 {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    ms.saturating_mul(1_000)
-}
-
-/// Compiles every configured component and `extra_files` into the artifact store of
-/// `config` (its `data_dir`), with the engine settings `serve` will use; one line each.
-pub fn precompile(config: &Config, extra_files: &[std::path::PathBuf]) -> anyhow::Result<Vec<String>> {
-    let Some(dir) = config.data_dir.as_deref() else {
-        anyhow::bail!("no data_dir configured: there is no artifact store to fill");
-    };
-    let runtime = runtime_for(config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let store = ArtifactStore::new(Some(dir), runtime.engine())?;
-    let mut sources: Vec<(String, Vec<u8>)> = Vec::new();
-    for component in config.components.values() {
-        sources.push((component.name.clone(), crate::runtime::component::source_bytes(component)?));
-    }
-    for file in extra_files {
-        let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        sources.push((file.display().to_string(), bytes));
-    }
-    let mut lines = Vec::new();
-    for (name, bytes) in sources {
-        let started = std::time::Instant::now();
-        let (_, digest, compiled) = store.compile(runtime.engine(), &bytes).map_err(|e| anyhow::anyhow!("{name}: {e:#}"))?;
-        lines.push(format!("{name}: {digest} {compiled:?} in {:.0} ms -> {}", started.elapsed().as_secs_f64() * 1e3, dir.display()));
-    }
-    Ok(lines)
 }

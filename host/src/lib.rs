@@ -14,28 +14,34 @@
 //! host.serve(listeners, std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! The wings, each importing only from the ones listed before it (`docs/ARCHITECTURE.md`
+//! has the whole map):
+//!
+//! | module | what lives there |
+//! |---|---|
+//! | [`policy`] | egress allowlist, secret headers, Twilio signatures |
+//! | [`observe`] | the call timeline, metrics, the call store and its classification |
+//! | [`config`] | the TOML file, its defaults and validation |
+//! | [`ws`] | pumped WebSockets both ways, dialing, TLS; no WIT types |
+//! | [`runtime`] | the engine, per-call state, limits, the host side of every WIT interface |
+//! | [`deploy`] | component versions, the artifact store, file watching |
+//! | [`call`] | one call from upgrade to close, and the caller's deadlines |
+//! | `state` | what the front doors share |
+//! | [`http`] | the front doors: public and operator listeners, API, deploy API, client |
+//! | [`host`] | [`Switchboard`]: composes the rest and serves |
 
-mod admin;
-mod api;
 pub mod call;
-pub mod calls_cli;
-pub mod client;
 pub mod config;
-pub mod demo;
-pub mod egress;
+pub mod deploy;
 pub mod host;
-pub mod metrics;
-mod operator;
-pub mod registry;
+pub mod http;
+pub mod observe;
+pub mod policy;
 pub mod runtime;
-pub mod secrets;
-mod server;
-pub mod signature;
-pub mod store;
-pub mod timeline;
-mod watch;
+mod state;
 pub mod ws;
 
 pub use config::Config;
 pub use host::{Listeners, StartError, Switchboard};
-pub use timeline::{CallId, Marker, MarkerSource, Timeline};
+pub use observe::timeline::{CallId, Marker, MarkerSource, Timeline};

@@ -311,7 +311,7 @@ async fn sigterm_mid_call_drains_closes_1001_and_loses_nothing() {
     assert!(listening, "serve listens");
 
     // A 13 s call, cut short by SIGTERM once audio flows.
-    let call = tokio::spawn(TwilioCall::new(&url).audio(switchboard::demo::CALLER_SPEECH.to_vec()).sids("CATERM", "MZTERM").run());
+    let call = tokio::spawn(TwilioCall::new(&url).audio(switchboard_sim::CALLER_SPEECH.to_vec()).sids("CATERM", "MZTERM").run());
     deepgram
         .wait_until(Duration::from_secs(30), "audio flowing", |d| d.sessions().first().is_some_and(|s| s.audio.len() > 8_000))
         .await
@@ -332,7 +332,7 @@ async fn sigterm_mid_call_drains_closes_1001_and_loses_nothing() {
     let session = &deepgram.sessions()[0];
     assert_eq!(session.controls.last().map(String::as_str), Some("CloseStream"), "{:?}", session.controls);
     assert_eq!(session.finalized, session.audio.len(), "everything Deepgram got was finalized");
-    assert_eq!(session.audio, switchboard::demo::CALLER_SPEECH[..session.audio.len()], "in order, unaltered");
+    assert_eq!(session.audio, switchboard_sim::CALLER_SPEECH[..session.audio.len()], "in order, unaltered");
     let db = dir.path().join("data/calls.db").display().to_string();
     let shown = switchboard(&["calls", "--db", &db, "show", "CATERM"]);
     let shown = String::from_utf8_lossy(&shown.stdout);

@@ -42,8 +42,8 @@ fn the_allowlist_corpus_gives_policies_or_typed_errors() {
         let Ok((rule, url)) = <(&str, &str)>::arbitrary_take_rest(Unstructured::new(input)) else {
             continue;
         };
-        let policy = switchboard::egress::EgressPolicy::parse(&[rule]);
-        if let (Ok(policy), Ok((_, target))) = (policy, switchboard::egress::parse_target(url)) {
+        let policy = switchboard::policy::egress::EgressPolicy::parse(&[rule]);
+        if let (Ok(policy), Ok((_, target))) = (policy, switchboard::policy::egress::parse_target(url)) {
             allowed += usize::from(policy.allows(&target));
             if let Ok(address) = target.host.parse::<std::net::IpAddr>() {
                 let _ = policy.allows_address(&target, address);

@@ -329,8 +329,8 @@ impl TestHost {
     }
 
     /// A client of the operator listener, with `token` when given.
-    pub fn operator(&self, token: Option<&str>) -> anyhow::Result<switchboard::client::OperatorClient> {
-        let client = switchboard::client::OperatorClient::new(&self.operator_url(""))?;
+    pub fn operator(&self, token: Option<&str>) -> anyhow::Result<switchboard::http::client::OperatorClient> {
+        let client = switchboard::http::client::OperatorClient::new(&self.operator_url(""))?;
         Ok(match token {
             Some(token) => client.token(token),
             None => client,

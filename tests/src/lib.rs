@@ -38,7 +38,7 @@ pub use switchboard_sim::tls::TestCa;
 /// 13.2 s of synthetic speech as Twilio carries it (mu-law, 8 kHz, mono); see
 /// `assets/README.md`.
 pub fn caller_speech() -> Vec<u8> {
-    include_bytes!("../../assets/caller.ulaw").to_vec()
+    switchboard_sim::CALLER_SPEECH.to_vec()
 }
 
 /// The project's Python (`target/py`, made by `scripts/setup.sh --tests`) with the test

@@ -17,3 +17,7 @@ pub mod deepgram;
 pub mod mulaw;
 pub mod tls;
 pub mod twilio;
+
+/// The bundled caller audio: 13.2 s of synthetic speech, mu-law 8 kHz mono, as Twilio
+/// carries it (`assets/README.md` says how it was made).
+pub const CALLER_SPEECH: &[u8] = include_bytes!("../../../assets/caller.ulaw");

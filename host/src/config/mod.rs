@@ -20,8 +20,8 @@ pub use error::ConfigError;
 pub use file::FileConfig;
 use http::HeaderName;
 
-use crate::egress::EgressPolicy;
-use crate::secrets::{SecretHeaders, SecretValue};
+use crate::policy::egress::EgressPolicy;
+use crate::policy::secrets::{SecretHeaders, SecretValue};
 
 /// The default public listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -58,7 +58,7 @@ pub struct Config {
     /// The artifact store's directory; none = compile in memory on every start.
     pub data_dir: Option<PathBuf>,
     /// How long and how much the call store keeps.
-    pub retention: crate::store::Retention,
+    pub retention: crate::observe::calls::Retention,
     /// On shutdown, how long live calls get to finish before they are closed with 1001.
     pub drain_timeout: Duration,
 }

@@ -35,7 +35,7 @@ fn builtin_defaults_are_valid() {
     assert_eq!(config.routes[0].path, DEFAULT_ROUTE);
     let component = &config.components["voice-pipeline"];
     assert_eq!(component.source, ComponentSource::Builtin(Builtin::VoicePipeline));
-    let deepgram = crate::egress::parse_target("wss://api.deepgram.com/v1/listen").expect("url").1;
+    let deepgram = crate::policy::egress::parse_target("wss://api.deepgram.com/v1/listen").expect("url").1;
     assert!(component.egress.allows(&deepgram));
 }
 

@@ -14,8 +14,8 @@ use super::{
     Builtin, CallerDeadlines, ComponentConfig, ComponentSource, Config, ConfigError, DEFAULT_LISTEN, InboundTls, Limits, MIN_TOKEN_CHARS,
     OperatorConfig, RESERVED_PATHS, Route,
 };
-use crate::egress::EgressPolicy;
-use crate::secrets::{SecretHeader, SecretHeaders, SecretValue, TemplateError, expand_template};
+use crate::policy::egress::EgressPolicy;
+use crate::policy::secrets::{SecretHeader, SecretHeaders, SecretValue, TemplateError, expand_template};
 
 pub(super) struct Validator<'a> {
     pub(super) origin: &'a str,
@@ -81,7 +81,7 @@ impl Validator<'_> {
         let data_dir = file.data_dir.map(|dir| self.path(&dir));
         let days = self.range("retention_days", file.retention_days, 7, 1, 3_650)?;
         let calls = self.range("retention_calls", file.retention_calls, 100_000, 1, 100_000_000)?;
-        let retention = crate::store::Retention { max_age: Duration::from_secs(days * 86_400), max_calls: calls };
+        let retention = crate::observe::calls::Retention { max_age: Duration::from_secs(days * 86_400), max_calls: calls };
         let drain_timeout = Duration::from_millis(self.range("drain_timeout_ms", file.drain_timeout_ms, 30_000, 0, 3_600_000)?);
         Ok(Config { listen, max_concurrent_calls, tls, operator, routes, components, data_dir, retention, drain_timeout })
     }

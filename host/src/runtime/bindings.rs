@@ -1,9 +1,9 @@
 //! The host-side bindings of the `switchboard:call/call-handler` world.
 //!
 //! WASI interfaces map to `wasmtime-wasi`'s own bindings, and each WIT resource of ours to
-//! the host type behind it (see [`crate::ws`]).
+//! the host type behind it (see [`super::types`]).
 
-#![allow(missing_docs)]
+#![allow(missing_docs, reason = "generated from the WIT, whose own docs the bindings carry")]
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -14,8 +14,8 @@ wasmtime::component::bindgen!({
         "wasi:io": wasmtime_wasi::p2::bindings::io,
         "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
         "wasi:cli": wasmtime_wasi::p2::bindings::cli,
-        "switchboard:call/websocket.connection": crate::ws::Connection,
-        "switchboard:call/outbound.future-connection": crate::ws::PendingConnection,
+        "switchboard:call/websocket.connection": crate::runtime::types::Connection,
+        "switchboard:call/outbound.future-connection": crate::runtime::types::FutureConnection,
     },
     require_store_data_send: true,
 });

@@ -1,59 +1,21 @@
 //! A compiled, checked component ready to be instantiated once per call.
 //!
-//! Loading compiles the component, checks that the host provides every import it needs
-//! (naming each missing one) and that it exports the `handler` interface, and builds the
-//! sandbox it will run in. Instantiation then only allocates from the pool.
+//! Linking checks a compiled component: that the host provides every import it needs
+//! (naming each missing one) and that it exports the `handler` interface. Instantiation
+//! then only allocates from the pool.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::component::Component;
 use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi_config::WasiConfigVariables;
 
 use super::bindings::{CallHandler, CallHandlerPre};
 use super::engine::Runtime;
+use super::sandbox::Sandbox;
 use super::state::CallState;
-use crate::config::{ComponentConfig, ComponentSource, Limits};
-use crate::egress::EgressPolicy;
-use crate::secrets::SecretHeaders;
-use crate::timeline::CallTimeline;
-use crate::ws::PumpOptions;
-use crate::ws::tls::{TlsSetupError, client_config};
-
-/// How long the host waits for a peer's close frame after sending its own.
-pub const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Everything a component's calls run under.
-pub struct Sandbox {
-    /// The component's name in the configuration.
-    pub name: String,
-    /// Where it may connect.
-    pub egress: EgressPolicy,
-    /// Headers added to its outbound handshakes.
-    pub secrets: SecretHeaders,
-    /// Its limits.
-    pub limits: Limits,
-    /// Outbound TLS settings.
-    pub tls: Arc<rustls::ClientConfig>,
-    /// Its `wasi:config/store` settings.
-    pub settings: WasiConfigVariables,
-    /// Socket sizing for its connections.
-    pub pump: PumpOptions,
-    /// The host's metrics (its sockets count frames and bytes there).
-    pub metrics: Arc<crate::metrics::Metrics>,
-}
-
-impl std::fmt::Debug for Sandbox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox")
-            .field("name", &self.name)
-            .field("egress", &self.egress)
-            .field("secrets", &self.secrets)
-            .field("limits", &self.limits)
-            .finish_non_exhaustive()
-    }
-}
+use crate::observe::timeline::CallTimeline;
+use crate::ws::tls::TlsSetupError;
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -113,40 +75,6 @@ pub struct LoadedComponent {
 impl std::fmt::Debug for LoadedComponent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedComponent").field("name", &self.sandbox.name).finish_non_exhaustive()
-    }
-}
-
-impl Sandbox {
-    /// The sandbox `config` describes: policy, secrets, limits, TLS trust, settings.
-    pub fn from_config(config: &ComponentConfig, metrics: Arc<crate::metrics::Metrics>) -> Result<Self, LoadError> {
-        let tls = client_config(&config.extra_ca_certs).map_err(|source| LoadError::Tls { name: config.name.clone(), source })?;
-        let limits = config.limits.clone();
-        let pump = PumpOptions {
-            max_message_bytes: limits.max_message_bytes,
-            send_queue_bytes: limits.send_queue_bytes,
-            receive_buffer_bytes: limits.receive_buffer_bytes,
-            close_grace: CLOSE_GRACE,
-        };
-        Ok(Sandbox {
-            name: config.name.clone(),
-            egress: config.egress.clone(),
-            secrets: config.secret_headers.clone(),
-            limits,
-            tls,
-            settings: config.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
-            pump,
-            metrics,
-        })
-    }
-}
-
-/// The bytes of a configured component's code.
-pub fn source_bytes(config: &ComponentConfig) -> Result<Vec<u8>, LoadError> {
-    match &config.source {
-        ComponentSource::File(path) => {
-            std::fs::read(path).map_err(|source| LoadError::Read { name: config.name.clone(), path: path.clone(), source })
-        }
-        ComponentSource::Builtin(builtin) => Ok(builtin.wasm().to_vec()),
     }
 }
 
@@ -231,17 +159,6 @@ fn missing_imports(runtime: &Runtime, component: &Component) -> Vec<String> {
             probe.root().func_wrap(name, |_, (): ()| Ok(())).is_ok()
         })
         .collect()
-}
-
-/// When the instance has trapped: why, for markers and logs.
-pub fn trap_cause(state: &CallState) -> &'static str {
-    if state.cpu.exceeded() {
-        "cpu-budget"
-    } else if state.limiter.hit() {
-        "memory-limit"
-    } else {
-        "trap"
-    }
 }
 
 /// Elapsed microseconds since `start`, for markers.

@@ -1,21 +1,28 @@
 //! Running guest components: the engine, per-call store state, the CPU and memory limits,
-//! and the host side of the WIT imports.
+//! and the host side of every WIT interface of the world, in one place.
 //!
-//! - [`engine`]: one wasmtime engine per host (pooling allocator, epoch interruption);
-//! - [`component`]: compiling and checking a component, then instantiating it per call;
-//! - [`state`]: what each call's store holds, and the view the import impls borrow;
-//! - [`cpu`]: the CPU budget; `*_impl`: one file per WIT interface.
+//! - [`engine`]: one wasmtime engine per host (pooling allocator, epoch interruption) and
+//!   the linker holding every import;
+//! - [`component`]: linking a compiled component and instantiating it per call;
+//! - [`sandbox`]: what a component's calls run under; [`state`]: what each call's store
+//!   holds; [`limits`], [`cpu`]: the memory limit and the CPU budget; [`output`]: the
+//!   guest's stdout and stderr;
+//! - [`bindings`]: the one `bindgen!`; [`types`]: the concrete types behind the WIT
+//!   resources; `*_impl`: the `Host` traits, one file per WIT interface.
 
-pub mod artifacts;
 pub mod bindings;
 pub mod component;
 pub mod cpu;
 pub mod engine;
+pub mod limits;
 mod markers_impl;
 mod outbound_impl;
 pub mod output;
+pub mod sandbox;
 pub mod state;
+pub mod types;
 mod websocket_impl;
 
-pub use component::{LoadError, LoadedComponent, Sandbox};
+pub use component::{LoadError, LoadedComponent};
 pub use engine::{EngineSettings, Runtime};
+pub use sandbox::Sandbox;

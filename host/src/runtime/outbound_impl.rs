@@ -2,21 +2,22 @@
 //! handshake on its own task while the guest keeps running.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
+use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi_io::poll::subscribe;
 
 use super::bindings::switchboard::call::outbound::{ConnectOptions, Host, HostFutureConnection};
 use super::bindings::{ErrorCode, HandshakeResponse};
-use super::state::{CallState, OutboundSlot};
-use crate::egress::{Target, parse_target};
-use crate::timeline::CallTimeline;
+use super::state::CallState;
+use super::types::{Connection, FutureConnection};
+use crate::observe::timeline::CallTimeline;
+use crate::policy::egress::{Target, parse_target};
 use crate::ws::dial::{DialError, DialRequest, dial};
-use crate::ws::{Connection, PendingConnection, pump};
+use crate::ws::pump;
 
 /// Request headers the host manages; a guest may not set them.
 const RESERVED_HEADERS: &[&str] = &[
@@ -32,14 +33,12 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 impl Host for CallState {
-    async fn connect(&mut self, url: String, options: ConnectOptions) -> wasmtime::Result<Result<Resource<PendingConnection>, ErrorCode>> {
-        let request = match self.prepare(&url, options) {
-            Ok(request) => request,
+    async fn connect(&mut self, url: String, options: ConnectOptions) -> wasmtime::Result<Result<Resource<FutureConnection>, ErrorCode>> {
+        let (request, permit) = match self.dial_request(&url, options) {
+            Ok(checked) => checked,
             Err(error) => return Ok(Err(error)),
         };
-        self.open_outbound.fetch_add(1, Ordering::Relaxed);
         self.connects_started += 1;
-        let slot = OutboundSlot(self.open_outbound.clone());
         let timeline = self.timeline.clone();
         let pump_options = self.sandbox.pump.clone();
         let counters = self.sandbox.metrics.outbound.clone();
@@ -62,7 +61,7 @@ impl Host for CallState {
                     );
                     let closed_timeline = timeline.clone();
                     let closed_target = target.to_string();
-                    let (mut connection, _control) = pump::spawn(dialed.socket, &pump_options, dialed.protocol, counters, move |info| {
+                    let (socket, _control) = pump::spawn(dialed.socket, &pump_options, dialed.protocol, counters, move |info| {
                         closed_timeline.host(
                             "outbound.closed",
                             &[
@@ -73,8 +72,7 @@ impl Host for CallState {
                             ],
                         );
                     });
-                    connection.hold_slot(Box::new(slot));
-                    Ok(connection)
+                    Ok(Connection::outbound(socket, permit))
                 }
                 Err(error) => {
                     record_failure(&timeline, &target, &error);
@@ -82,14 +80,15 @@ impl Host for CallState {
                 }
             }
         });
-        Ok(Ok(self.table.push(PendingConnection::new(task))?))
+        Ok(Ok(self.table.push(FutureConnection::new(task))?))
     }
 }
 
 impl CallState {
     /// Checks a connect against URL syntax, policy and limits, and builds the request
-    /// with the guest's headers and the host's secrets.
-    fn prepare(&mut self, url: &str, options: ConnectOptions) -> Result<DialRequest, ErrorCode> {
+    /// with the guest's headers and the host's secrets; the permit holds one of the
+    /// instance's outbound connections for as long as the connection lives.
+    fn dial_request(&mut self, url: &str, options: ConnectOptions) -> Result<(DialRequest, OwnedSemaphorePermit), ErrorCode> {
         let (url, target) = parse_target(url).map_err(|e| ErrorCode::InvalidUrl(e.to_string()))?;
         let sandbox = Arc::clone(&self.sandbox);
         if !sandbox.egress.allows(&target) {
@@ -99,12 +98,20 @@ impl CallState {
             return Err(ErrorCode::Denied);
         }
         let limits = &sandbox.limits;
-        if self.open_outbound.load(Ordering::Relaxed) >= limits.max_outbound_connections
-            || self.connects_started >= limits.max_outbound_connects
-        {
-            self.timeline.host("outbound.denied", &[("target", target.to_string()), ("cause", "connection-limit".to_owned())]);
-            return Err(ErrorCode::ConnectionLimit);
-        }
+        let permit = match self.outbound_permits.clone().try_acquire_owned() {
+            Ok(permit) if self.connects_started < limits.max_outbound_connects => permit,
+            _ => {
+                let detail = format!(
+                    "at most {} connections at once and {} connects per call ({} made)",
+                    limits.max_outbound_connections, limits.max_outbound_connects, self.connects_started
+                );
+                self.timeline.host(
+                    "outbound.denied",
+                    &[("target", target.to_string()), ("cause", "connection-limit".to_owned()), ("detail", detail)],
+                );
+                return Err(ErrorCode::ConnectionLimit);
+            }
+        };
         let mut headers = Vec::with_capacity(options.headers.len() + 1);
         for (name, value) in options.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
@@ -127,7 +134,7 @@ impl CallState {
         let check_target = target.clone();
         let check_sandbox = sandbox.clone();
         let address_check = Arc::new(move |address| check_sandbox.egress.allows_address(&check_target, address));
-        Ok(DialRequest {
+        let request = DialRequest {
             address_check,
             url,
             target,
@@ -136,7 +143,8 @@ impl CallState {
             timeout,
             tls: sandbox.tls.clone(),
             websocket: sandbox.pump.websocket_config(),
-        })
+        };
+        Ok((request, permit))
     }
 }
 
@@ -178,11 +186,11 @@ fn to_error_code(error: DialError) -> ErrorCode {
 }
 
 impl HostFutureConnection for CallState {
-    async fn subscribe(&mut self, future: Resource<PendingConnection>) -> wasmtime::Result<Resource<DynPollable>> {
+    async fn subscribe(&mut self, future: Resource<FutureConnection>) -> wasmtime::Result<Resource<DynPollable>> {
         subscribe(&mut self.table, future)
     }
 
-    async fn get(&mut self, future: Resource<PendingConnection>) -> wasmtime::Result<Option<Result<Resource<Connection>, ErrorCode>>> {
+    async fn get(&mut self, future: Resource<FutureConnection>) -> wasmtime::Result<Option<Result<Resource<Connection>, ErrorCode>>> {
         let outcome = self.table.get_mut(&future)?.take();
         Ok(match outcome {
             None => None,
@@ -191,7 +199,7 @@ impl HostFutureConnection for CallState {
         })
     }
 
-    async fn drop(&mut self, future: Resource<PendingConnection>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, future: Resource<FutureConnection>) -> wasmtime::Result<()> {
         self.table.delete(future)?;
         Ok(())
     }

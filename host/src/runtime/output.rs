@@ -15,7 +15,7 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use crate::timeline::CallId;
+use crate::observe::timeline::CallId;
 
 /// Bytes the rate limit lets through at once before the per-second rate applies.
 pub const BURST_BYTES: usize = 64 * 1024;

@@ -1,18 +1,18 @@
 //! What a call's store holds: the resource table, a locked-down WASI context, the call's
-//! sandbox and timeline, and its memory and CPU meters.
+//! sandbox and timeline, its outbound permits, and its memory and CPU meters.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use wasmtime::ResourceLimiter;
+use tokio::sync::Semaphore;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_config::WasiConfig;
 
-use super::component::Sandbox;
 use super::cpu::CpuMeter;
+use super::limits::MemoryLimiter;
 use super::output::{OutputLog, Stream};
-use crate::timeline::CallTimeline;
+use super::sandbox::Sandbox;
+use crate::observe::timeline::CallTimeline;
 
 /// The store data of one call's instance.
 pub struct CallState {
@@ -22,8 +22,9 @@ pub struct CallState {
     pub(crate) sandbox: Arc<Sandbox>,
     /// Where this call's markers go.
     pub(crate) timeline: CallTimeline,
-    /// Outbound connections open now (shared with their slot guards).
-    pub(crate) open_outbound: Arc<AtomicU32>,
+    /// One permit per outbound connection the instance may hold at once; a connection
+    /// (or its handshake) holds one until it is dropped.
+    pub(crate) outbound_permits: Arc<Semaphore>,
     /// Outbound connects started over the instance's life.
     pub(crate) connects_started: u32,
     pub(crate) limiter: MemoryLimiter,
@@ -50,9 +51,9 @@ impl CallState {
             wasi: wasi.build(),
             limiter: MemoryLimiter::new(limits.memory_bytes),
             cpu: CpuMeter::new(limits.cpu_burst, limits.cpu_total),
+            outbound_permits: Arc::new(Semaphore::new(limits.max_outbound_connections as usize)),
             sandbox,
             timeline,
-            open_outbound: Arc::new(AtomicU32::new(0)),
             connects_started: 0,
             output,
         }
@@ -63,68 +64,20 @@ impl CallState {
         WasiConfig::new(&self.sandbox.settings)
     }
 
-    /// Outbound connections open right now.
-    pub fn open_outbound(&self) -> u32 {
-        self.open_outbound.load(Ordering::Relaxed)
+    /// When the instance has trapped: why, for markers and logs.
+    pub fn trap_cause(&self) -> &'static str {
+        if self.cpu.exceeded() {
+            "cpu-budget"
+        } else if self.limiter.hit() {
+            "memory-limit"
+        } else {
+            "trap"
+        }
     }
 }
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-/// Caps linear memory and tables; remembers whether the cap was hit, so a trap that
-/// follows can be blamed on it.
-#[derive(Debug)]
-pub struct MemoryLimiter {
-    max_bytes: usize,
-    hit: bool,
-    largest: usize,
-}
-
-/// Table elements an instance may grow to.
-const MAX_TABLE_ELEMENTS: usize = 100_000;
-
-impl MemoryLimiter {
-    fn new(max_bytes: usize) -> Self {
-        MemoryLimiter { max_bytes, hit: false, largest: 0 }
-    }
-
-    /// The largest size any of the instance's linear memories reached, bytes (reserved
-    /// by the guest, not necessarily touched).
-    pub fn largest(&self) -> usize {
-        self.largest
-    }
-
-    /// Whether a growth was refused.
-    pub fn hit(&self) -> bool {
-        self.hit
-    }
-}
-
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
-            self.hit = true;
-            self.largest = self.largest.max(current);
-            return Ok(false);
-        }
-        self.largest = self.largest.max(desired);
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
-    }
-}
-
-/// Frees an outbound-connection slot when dropped.
-pub(crate) struct OutboundSlot(pub(crate) Arc<AtomicU32>);
-
-impl Drop for OutboundSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -10,17 +10,17 @@ use wasmtime_wasi_io::poll::subscribe;
 use super::bindings::switchboard::call::websocket::{Host, HostConnection};
 use super::bindings::{ErrorCode, Message};
 use super::state::CallState;
-use crate::ws::Connection;
+use super::types::{Connection, Writable};
 
 impl Host for CallState {}
 
 impl HostConnection for CallState {
     async fn send(&mut self, connection: Resource<Connection>, message: Message) -> wasmtime::Result<Result<(), ErrorCode>> {
-        Ok(self.table.get_mut(&connection)?.send(message))
+        Ok(self.table.get_mut(&connection)?.socket.send(message.into()).map_err(ErrorCode::from))
     }
 
     async fn receive(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Result<Option<Message>, ErrorCode>> {
-        Ok(self.table.get_mut(&connection)?.receive())
+        Ok(self.table.get_mut(&connection)?.socket.receive().map(|message| message.map(Message::from)).map_err(ErrorCode::from))
     }
 
     async fn subscribe(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Resource<DynPollable>> {
@@ -28,22 +28,22 @@ impl HostConnection for CallState {
     }
 
     async fn writable(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Resource<DynPollable>> {
-        let signal = self.table.get(&connection)?.writable_signal();
+        let signal = Writable(self.table.get(&connection)?.socket.writable_signal());
         let signal = self.table.push_child(signal, &connection)?;
         // Owned: dropping the pollable deletes the signal too.
         subscribe(&mut self.table, signal)
     }
 
     async fn close(&mut self, connection: Resource<Connection>, code: u16, reason: String) -> wasmtime::Result<Result<(), ErrorCode>> {
-        Ok(self.table.get_mut(&connection)?.close(code, reason))
+        Ok(self.table.get_mut(&connection)?.socket.close(code, reason).map_err(ErrorCode::from))
     }
 
     async fn protocol(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Option<String>> {
-        Ok(self.table.get(&connection)?.protocol())
+        Ok(self.table.get(&connection)?.socket.protocol())
     }
 
     async fn queued_bytes(&mut self, connection: Resource<Connection>) -> wasmtime::Result<u64> {
-        Ok(self.table.get(&connection)?.queued_bytes())
+        Ok(self.table.get(&connection)?.socket.queued_bytes())
     }
 
     async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {

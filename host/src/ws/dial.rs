@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::egress::{Scheme, Target};
+use crate::policy::egress::{Scheme, Target};
 
 /// Any byte stream a dialed socket runs over (plain TCP or TLS).
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}

@@ -1,17 +1,24 @@
-//! WebSockets as the host runs them for guests.
+//! WebSockets as the host runs them, in either direction, with no WIT types: the runtime
+//! gets a plain [`Socket`] and maps it to the guest's resources.
 //!
-//! - [`pump`]: drives one socket with two independent tasks' worth of work (a reader and a
-//!   writer), so neither direction can block the other;
-//! - [`Connection`]: the guest-facing resource over a pumped socket, never blocking;
-//! - [`dial`]: opens outbound `ws`/`wss` connections with typed failures;
-//! - [`PendingConnection`]: an outbound handshake in flight, as the guest polls it.
+//! - [`pump`]: drives one socket with a reader and a writer that never wait on each
+//!   other, and hands out its [`Socket`] and the host's [`Control`];
+//! - [`socket`]: the handle, never blocking (`send` queues or reports would-block,
+//!   `receive` takes from a bounded buffer), with readiness to wait on;
+//! - [`link`]: the state a socket, its pump and its control share (how it ended, what the
+//!   peer has sent);
+//! - [`dial`]: opens outbound `ws`/`wss` connections under a deadline, with typed failures;
+//! - [`tls`]: the TLS settings of both directions;
+//! - [`message`]: the messages and close frames of this layer.
 
-mod connection;
 pub mod dial;
-mod pending;
+pub mod link;
+pub mod message;
 pub mod pump;
+pub mod socket;
 pub mod tls;
 
-pub use connection::{Connection, WritableSignal};
-pub use pending::PendingConnection;
-pub use pump::{Activity, CloseInfo, ClosedBy, Closer, ConnectionControl, PumpOptions};
+pub use link::{Activity, CloseInfo, ClosedBy};
+pub use message::{CloseFrame, Message};
+pub use pump::{Closer, Control, PumpOptions};
+pub use socket::{Socket, SocketError, WritableSignal};

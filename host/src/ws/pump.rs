@@ -7,22 +7,22 @@
 //! vanishes, or, after our close frame, when the peer does not answer within
 //! [`PumpOptions::close_grace`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame as WireCloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WireMessage};
 
-use super::connection::{Connection, Outgoing};
-use crate::metrics::WireCounters;
-use crate::runtime::bindings::{CloseFrame, Message};
+use super::link::{Activity, CloseInfo, ClosedBy, LinkState, Received};
+use super::message::{CloseFrame, MAX_CLOSE_REASON_BYTES, Message};
+use super::socket::{Channels, Outgoing, Socket};
+use crate::observe::metrics::WireCounters;
 
 /// Sizing for one pumped socket.
 #[derive(Debug, Clone)]
@@ -51,126 +51,13 @@ impl PumpOptions {
     }
 }
 
-/// Which side ended a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClosedBy {
-    /// The host or guest sent the first close frame.
-    Local,
-    /// The peer sent the first close frame.
-    Peer,
-    /// No close handshake: the connection failed or the peer vanished.
-    Network,
-}
-
-impl ClosedBy {
-    /// A short label for markers.
-    pub fn label(self) -> &'static str {
-        match self {
-            ClosedBy::Local => "local",
-            ClosedBy::Peer => "peer",
-            ClosedBy::Network => "network",
-        }
-    }
-}
-
-/// How a connection ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseInfo {
-    /// The close code (1006 when no close frame was exchanged).
-    pub code: u16,
-    /// The close reason, or a description of the failure.
-    pub reason: String,
-    /// Who ended it.
-    pub by: ClosedBy,
-}
-
-/// State shared by the pump, the guest's [`Connection`] and the host's control handle.
-#[derive(Debug)]
-pub(crate) struct LinkState {
-    /// Set once, when the connection has ended (by the reader as soon as it sees the end).
-    pub ended: Mutex<Option<CloseInfo>>,
-    /// The first close frame we sent (so a second `close` is refused).
-    pub local_close: Mutex<Option<CloseFrame>>,
-    /// When the pump started.
-    created: Instant,
-    /// Data messages received from the peer.
-    received: AtomicU64,
-    /// When the last data message arrived, microseconds after `created`.
-    last_received_us: AtomicU64,
-}
-
-impl LinkState {
-    fn new() -> Self {
-        LinkState {
-            ended: Mutex::default(),
-            local_close: Mutex::default(),
-            created: Instant::now(),
-            received: AtomicU64::new(0),
-            last_received_us: AtomicU64::new(0),
-        }
-    }
-
-    fn note_received(&self) {
-        let micros = u64::try_from(self.created.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.last_received_us.store(micros, Ordering::Relaxed);
-        self.received.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn ended(&self) -> Option<CloseInfo> {
-        self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub(crate) fn end(&self, info: CloseInfo) {
-        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
-        if ended.is_none() {
-            *ended = Some(info);
-        }
-    }
-
-    /// The close frame we sent first, if any.
-    pub(crate) fn local_close(&self) -> Option<CloseFrame> {
-        self.local_close.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Records a local close; false if one was already sent.
-    pub(crate) fn mark_local_close(&self, frame: CloseFrame) -> bool {
-        let mut local = self.local_close.lock().unwrap_or_else(|p| p.into_inner());
-        if local.is_some() {
-            return false;
-        }
-        *local = Some(frame);
-        true
-    }
-}
-
 /// The host's handle on a pumped socket, independent of the guest's resource: it can
 /// close the socket after the guest is gone and learn how it ended.
 #[derive(Debug)]
-pub struct ConnectionControl {
+pub struct Control {
     outgoing: mpsc::UnboundedSender<Outgoing>,
     link: Arc<LinkState>,
     finished: oneshot::Receiver<CloseInfo>,
-}
-
-/// What the peer has sent so far, for the host's deadlines on callers.
-#[derive(Debug, Clone)]
-pub struct Activity(Arc<LinkState>);
-
-impl Activity {
-    /// Data messages received.
-    pub fn messages(&self) -> u64 {
-        self.0.received.load(Ordering::Relaxed)
-    }
-
-    /// When the last data message arrived (the pump's start when none has).
-    pub fn last_received(&self) -> Instant {
-        self.0.created + Duration::from_micros(self.0.last_received_us.load(Ordering::Relaxed))
-    }
-
-    /// Whether the connection has ended.
-    pub fn ended(&self) -> bool {
-        self.0.ended().is_some()
-    }
 }
 
 /// Closes a pumped socket from elsewhere (a host draining for shutdown), without keeping
@@ -197,7 +84,7 @@ fn close_link(outgoing: &mpsc::UnboundedSender<Outgoing>, link: &LinkState, code
     }
 }
 
-impl ConnectionControl {
+impl Control {
     /// Starts the close handshake unless the connection is closing or closed already.
     pub fn close(&self, code: u16, reason: &str) {
         close_link(&self.outgoing, &self.link, code, reason);
@@ -217,20 +104,16 @@ impl ConnectionControl {
     /// On time-out the socket is dropped (the pump task is detached and ends on its own
     /// grace timer).
     pub async fn finished(self, timeout: Duration) -> CloseInfo {
-        let ConnectionControl { outgoing, link, finished } = self;
+        let Control { outgoing, link, finished } = self;
         drop(outgoing);
         match tokio::time::timeout(timeout, finished).await {
             Ok(Ok(info)) => info,
-            _ => link.ended().unwrap_or(CloseInfo {
-                code: 1006,
-                reason: "the close handshake did not finish in time".to_owned(),
-                by: ClosedBy::Network,
-            }),
+            _ => link.ended().unwrap_or_else(|| CloseInfo::network("the close handshake did not finish in time")),
         }
     }
 }
 
-/// Starts pumping `socket` and returns the guest's resource and the host's control handle.
+/// Starts pumping `socket` and returns the user's handle and the host's control handle.
 /// `on_end` runs once, when the connection has ended.
 pub fn spawn<S>(
     socket: WebSocketStream<S>,
@@ -238,7 +121,7 @@ pub fn spawn<S>(
     protocol: Option<String>,
     counters: Arc<WireCounters>,
     on_end: impl FnOnce(&CloseInfo) + Send + 'static,
-) -> (Connection, ConnectionControl)
+) -> (Socket, Control)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -251,9 +134,10 @@ where
     let link = Arc::new(LinkState::new());
     let (finished_tx, finished_rx) = oneshot::channel();
 
-    let connection =
-        Connection::new(incoming_rx, outgoing_tx.clone(), queued_tx.clone(), queued_rx, link.clone(), options, protocol, counters.clone());
-    let control = ConnectionControl { outgoing: outgoing_tx.clone(), link: link.clone(), finished: finished_rx };
+    let channels =
+        Channels { incoming: incoming_rx, outgoing: outgoing_tx.clone(), queued: queued_tx.clone(), queued_rx, link: link.clone() };
+    let socket_handle = Socket::new(channels, options, protocol, counters.clone());
+    let control = Control { outgoing: outgoing_tx.clone(), link: link.clone(), finished: finished_rx };
     let weak_outgoing = outgoing_tx.downgrade();
     drop(outgoing_tx);
 
@@ -284,11 +168,7 @@ where
                             reason: format!("{} (the peer did not answer the close frame)", frame.reason),
                             by: ClosedBy::Local,
                         },
-                        None => CloseInfo {
-                            code: 1006,
-                            reason: "the socket failed while writing".to_owned(),
-                            by: ClosedBy::Network,
-                        },
+                        None => CloseInfo::network("the socket failed while writing"),
                     },
                 }
             }
@@ -299,7 +179,7 @@ where
         on_end(&info);
         let _ = finished_tx.send(info);
     });
-    (connection, control)
+    (socket_handle, control)
 }
 
 /// Reads until the connection ends; returns how it ended, after recording it in `link`
@@ -329,7 +209,7 @@ where
             Some(Ok(WireMessage::Close(frame))) => {
                 // If our close frame went first, this is the peer's answer to it.
                 let info = match (link.local_close(), frame) {
-                    (Some(ours), _) => CloseInfo { code: ours.code, reason: ours.reason, by: ClosedBy::Local },
+                    (Some(ours), _) => CloseInfo::local(&ours),
                     (None, Some(frame)) => {
                         CloseInfo { code: frame.code.into(), reason: frame.reason.as_str().to_owned(), by: ClosedBy::Peer }
                     }
@@ -344,34 +224,34 @@ where
             Some(Err(error)) => {
                 if let Some(ours) = link.local_close() {
                     // We had closed; the peer hung up instead of answering. Our close stands.
-                    break CloseInfo { code: ours.code, reason: ours.reason, by: ClosedBy::Local };
+                    break CloseInfo::local(&ours);
                 }
                 let info = failure_info(&error);
                 if matches!(info.code, 1009 | 1002 | 1007) {
                     // Tell the peer why, as RFC 6455 asks.
                     if let Some(outgoing) = outgoing.upgrade() {
-                        let _ = outgoing.send(Outgoing::Close(frame_of(&info)));
+                        let _ = outgoing.send(Outgoing::Close(info.frame()));
                     }
                 }
                 break info;
             }
             None => {
                 if let Some(ours) = link.local_close() {
-                    break CloseInfo { code: ours.code, reason: ours.reason, by: ClosedBy::Local };
+                    break CloseInfo::local(&ours);
                 }
-                break CloseInfo { code: 1006, reason: "the connection ended without a close frame".to_owned(), by: ClosedBy::Network };
+                break CloseInfo::network("the connection ended without a close frame");
             }
         };
         link.note_received();
         counters.rx_frames.inc();
-        counters.rx_bytes.inc_by(message_len(&message) as u64);
+        counters.rx_bytes.inc_by(message.len() as u64);
         if guest_listening {
             // A message larger than the whole budget waits for the buffer to empty.
-            let cost = message_len(&message).clamp(1, budget_size);
+            let cost = message.len().clamp(1, budget_size);
             let Ok(permit) = budget.clone().acquire_many_owned(cost as u32).await else {
                 continue;
             };
-            if incoming.send(Received { message, _permit: permit }).await.is_err() {
+            if incoming.send(Received { message, _budget: permit }).await.is_err() {
                 guest_listening = false;
             }
         }
@@ -382,24 +262,6 @@ where
 
 /// Messages buffered for the guest at most, however small.
 const RECEIVE_BUFFER_MESSAGES: usize = 1024;
-
-/// A received message and its share of the receive budget, returned when the guest takes it.
-#[derive(Debug)]
-pub(crate) struct Received {
-    pub(crate) message: Message,
-    _permit: OwnedSemaphorePermit,
-}
-
-fn message_len(message: &Message) -> usize {
-    match message {
-        Message::Text(text) => text.len(),
-        Message::Binary(data) => data.len(),
-    }
-}
-
-fn frame_of(info: &CloseInfo) -> CloseFrame {
-    CloseFrame { code: info.code, reason: info.reason.clone() }
-}
 
 /// Maps a read error to the close the guest and the markers see.
 fn failure_info(error: &WsError) -> CloseInfo {
@@ -416,7 +278,7 @@ fn failure_info(error: &WsError) -> CloseInfo {
         other => (1006, ClosedBy::Network, other.to_string()),
     };
     let mut reason = reason;
-    crate::timeline::truncate_utf8(&mut reason, 123);
+    crate::observe::timeline::truncate_utf8(&mut reason, MAX_CLOSE_REASON_BYTES);
     CloseInfo { code, reason, by }
 }
 

@@ -1,4 +1,5 @@
-//! TLS settings for outbound `wss://` connections, built once per component.
+//! TLS settings for both directions: the client config of outbound `wss://` connections
+//! (built once per component) and the acceptors of the public and operator listeners.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,9 +11,17 @@ use rustls::pki_types::pem::PemObject;
 /// Why the outbound TLS settings could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
-    /// A CA file could not be read or holds no certificate.
-    #[error("CA file {path}: {message}")]
-    CaFile {
+    /// A PEM certificate file could not be read or holds no certificate.
+    #[error("certificate file {path}: {message}")]
+    CertificateFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A private key file could not be read.
+    #[error("key file {path}: {message}")]
+    KeyFile {
         /// The file.
         path: PathBuf,
         /// What is wrong.
@@ -33,7 +42,7 @@ pub fn client_config(extra_ca_files: &[PathBuf]) -> Result<Arc<rustls::ClientCon
     let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     for path in extra_ca_files {
         for cert in read_certificates(path)? {
-            roots.add(cert).map_err(|e| TlsSetupError::CaFile { path: path.clone(), message: e.to_string() })?;
+            roots.add(cert).map_err(|e| TlsSetupError::CertificateFile { path: path.clone(), message: e.to_string() })?;
         }
     }
     let config = rustls::ClientConfig::builder_with_provider(crypto_provider())
@@ -45,7 +54,7 @@ pub fn client_config(extra_ca_files: &[PathBuf]) -> Result<Arc<rustls::ClientCon
 
 /// Every certificate in a PEM file; at least one.
 pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
-    let error = |message: String| TlsSetupError::CaFile { path: path.to_owned(), message };
+    let error = |message: String| TlsSetupError::CertificateFile { path: path.to_owned(), message };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| error(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()
@@ -54,4 +63,16 @@ pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
         return Err(error("no PEM certificate found".to_owned()));
     }
     Ok(certs)
+}
+
+/// A TLS acceptor serving the PEM certificate chain `cert` with the PEM private key `key`.
+pub fn server_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, TlsSetupError> {
+    use rustls::pki_types::PrivateKeyDer;
+    let certs = read_certificates(cert)?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsSetupError::KeyFile { path: key.to_owned(), message: e.to_string() })?;
+    let config = rustls::ServerConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

@@ -164,7 +164,7 @@ async fn twilio_signatures_are_checked_before_the_upgrade() -> anyhow::Result<()
     assert!(connect(proxied).await?.is_ok(), "the SDK's signature for wss://voice.example.com/twilio/media is accepted");
 
     assert!(host.host().calls().flush(Duration::from_secs(10)));
-    let failed = host.host().calls().list(&switchboard::store::CallFilter { leg: Some("twilio".into()), ..Default::default() })?;
+    let failed = host.host().calls().list(&switchboard::observe::calls::CallFilter { leg: Some("twilio".into()), ..Default::default() })?;
     assert_eq!(failed.len(), 2, "both refusals are stored, blamed on the twilio leg");
     assert!(failed.iter().all(|c| c.outcome == "failed" && c.close_code == Some(403)), "{failed:?}");
     Ok(())

@@ -11,7 +11,7 @@ use crate::init_tracing;
 
 const TOKEN: &str = "test-admin-token-0123456789";
 
-fn admin(host: &TestHost) -> anyhow::Result<switchboard::client::OperatorClient> {
+fn admin(host: &TestHost) -> anyhow::Result<switchboard::http::client::OperatorClient> {
     host.operator(Some(TOKEN))
 }
 
@@ -206,9 +206,9 @@ async fn a_watched_file_is_redeployed_when_it_changes() -> anyhow::Result<()> {
     let mut caller = TestClient::connect(&host.url("/call")).await?;
     assert_eq!(caller.next_text().await?, "version:v1");
     std::fs::copy(guests::VERSIONED_V2, &file)?;
-    let registry = host.host().registry().clone();
+    let versions = host.host().versions().clone();
     tokio::time::timeout(Duration::from_secs(30), async {
-        while registry.current("app").map(|v| v.number) != Some(2) {
+        while versions.current("app").map(|v| v.number) != Some(2) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })

@@ -1,7 +1,7 @@
 //! Deciding, from a call's markers, how it went and which leg failed, so the answer to
 //! "is it Twilio or Deepgram?" is stored with every call.
 
-use crate::timeline::Marker;
+use crate::observe::timeline::Marker;
 
 /// How a call went.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -115,7 +115,7 @@ mod tests {
     use super::*;
 
     fn m(name: &str, attrs: &[(&str, &str)]) -> Marker {
-        crate::timeline::test_marker(1, name, attrs, 0)
+        crate::observe::timeline::test_marker(1, name, attrs, 0)
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The call timeline: markers recorded by the host and by guests, per call.
 //!
 //! Every marker is written as a structured log line (target `switchboard::timeline`) and
-//! kept in memory for the most recent calls, where tests and, later, the query API read
-//! them. [`Timeline::subscribe`] streams markers as they are recorded.
+//! kept in memory for the most recent calls, where tests and the in-process API read
+//! them (the HTTP API reads the call store). [`Timeline::subscribe`] streams markers as they are recorded.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -97,7 +97,7 @@ pub const MAX_VALUE_BYTES: usize = 1024;
 pub const MAX_GUEST_MARKERS: u32 = 10_000;
 
 #[derive(Debug)]
-struct Store {
+struct Retained {
     calls: HashMap<CallId, Vec<Marker>>,
     order: VecDeque<CallId>,
     retained_calls: usize,
@@ -109,7 +109,7 @@ pub type Observer = Box<dyn Fn(&Marker) + Send + Sync>;
 /// The host's timeline of every call. Cheap to clone.
 #[derive(Clone)]
 pub struct Timeline {
-    store: Arc<Mutex<Store>>,
+    retained: Arc<Mutex<Retained>>,
     live: broadcast::Sender<Marker>,
     observers: Arc<std::sync::RwLock<Vec<Observer>>>,
 }
@@ -125,7 +125,11 @@ impl Timeline {
     pub fn new(retained_calls: usize) -> Self {
         let (live, _) = broadcast::channel(4_096);
         Timeline {
-            store: Arc::new(Mutex::new(Store { calls: HashMap::new(), order: VecDeque::new(), retained_calls: retained_calls.max(1) })),
+            retained: Arc::new(Mutex::new(Retained {
+                calls: HashMap::new(),
+                order: VecDeque::new(),
+                retained_calls: retained_calls.max(1),
+            })),
             live,
             observers: Arc::default(),
         }
@@ -136,21 +140,21 @@ impl Timeline {
         self.observers.write().unwrap_or_else(|p| p.into_inner()).push(observer);
     }
 
-    fn lock(&self) -> MutexGuard<'_, Store> {
-        // A panic while holding this lock cannot leave the store inconsistent (every
+    fn lock(&self) -> MutexGuard<'_, Retained> {
+        // A panic while holding this lock cannot leave the retained markers inconsistent (every
         // update is a single push), so a poisoned lock is still usable.
-        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.retained.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts recording a new call.
     pub fn start_call(&self, call: CallId) -> CallTimeline {
         {
-            let mut store = self.lock();
-            store.calls.insert(call, Vec::new());
-            store.order.push_back(call);
-            while store.order.len() > store.retained_calls {
-                if let Some(old) = store.order.pop_front() {
-                    store.calls.remove(&old);
+            let mut retained = self.lock();
+            retained.calls.insert(call, Vec::new());
+            retained.order.push_back(call);
+            while retained.order.len() > retained.retained_calls {
+                if let Some(old) = retained.order.pop_front() {
+                    retained.calls.remove(&old);
                 }
             }
         }
@@ -197,8 +201,8 @@ impl Timeline {
 
     /// Every retained marker matching `filter`, in call order.
     pub fn find(&self, filter: impl Fn(&Marker) -> bool) -> Vec<Marker> {
-        let store = self.lock();
-        store.order.iter().filter_map(|call| store.calls.get(call)).flatten().filter(|m| filter(m)).cloned().collect()
+        let retained = self.lock();
+        retained.order.iter().filter_map(|call| retained.calls.get(call)).flatten().filter(|m| filter(m)).cloned().collect()
     }
 
     /// Markers as they are recorded.
@@ -356,7 +360,7 @@ mod tests {
 
     #[test]
     fn the_readme_lists_exactly_the_host_markers() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         let start = readme.find("Host markers:").expect("README has the host markers table");
         let rows = readme[start..].lines().skip_while(|line| !line.starts_with('|')).skip(2).take_while(|line| line.starts_with('|'));
         let backticked = |cell: &str| cell.split('`').skip(1).step_by(2).map(str::to_owned).collect::<Vec<String>>();

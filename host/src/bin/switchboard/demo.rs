@@ -18,47 +18,60 @@ use switchboard_sim::tls::TestCa;
 use switchboard_sim::twilio::TwilioCall;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::{Config, Marker, MarkerSource, Switchboard};
-
-/// The bundled caller audio: 13.2 s of synthetic speech, mu-law 8 kHz (`assets/`).
-pub const CALLER_SPEECH: &[u8] = include_bytes!("../../assets/caller.ulaw");
+use switchboard::{Config, Listeners, Marker, MarkerSource, Switchboard};
+use switchboard_sim::CALLER_SPEECH;
 
 /// How to run the demo.
 #[derive(Debug, Clone)]
-pub struct DemoOptions {
+struct DemoOptions {
     /// Playback speed of the caller (1.0 = real time).
-    pub speed: f64,
+    speed: f64,
     /// Make the simulator drop the first Deepgram session (1011) after this much audio,
     /// to show a reconnect with replay.
-    pub drop_deepgram_after: Option<Duration>,
+    drop_deepgram_after: Option<Duration>,
 }
 
 /// What the demo measured.
 #[derive(Debug, Clone, Default)]
-pub struct DemoReport {
+struct DemoReport {
     /// Audio the caller sent, bytes.
-    pub caller_bytes: usize,
+    caller_bytes: usize,
     /// Audio Deepgram's final results covered, bytes (equal to `caller_bytes` when
     /// nothing was lost).
-    pub delivered_bytes: usize,
+    delivered_bytes: usize,
     /// Whether the delivered audio is exactly the caller's.
-    pub delivered_exactly: bool,
+    delivered_exactly: bool,
     /// Deepgram sessions (more than one after a reconnect).
-    pub sessions: usize,
+    sessions: usize,
     /// Handshake time of the first Deepgram connection, ms.
-    pub handshake_ms: Option<f64>,
+    handshake_ms: Option<f64>,
     /// Time from the first audio to the first result, ms.
-    pub first_result_ms: Option<f64>,
+    first_result_ms: Option<f64>,
     /// Utterances transcribed.
-    pub utterances: usize,
+    utterances: usize,
     /// The pipeline's own count of lost bytes.
-    pub lost_bytes: Option<u64>,
+    lost_bytes: Option<u64>,
     /// The inbound close code the caller saw.
-    pub close_code: Option<u16>,
+    close_code: Option<u16>,
+}
+
+/// `switchboard demo`: runs the demo, printing as it goes; fails unless the call
+/// completed cleanly with every byte delivered.
+pub(crate) async fn run(speed: f64, drop_deepgram_after: Option<f64>) -> anyhow::Result<()> {
+    if !(0.1..=100.0).contains(&speed) {
+        anyhow::bail!("--speed must be between 0.1 and 100");
+    }
+    let options = DemoOptions { speed, drop_deepgram_after: drop_deepgram_after.map(Duration::from_secs_f64) };
+    #[allow(clippy::print_stdout, reason = "the demo's output")]
+    let report = call(options, |line| println!("{line}")).await?;
+    if !report.delivered_exactly || report.close_code != Some(1000) {
+        anyhow::bail!("the demo call did not complete cleanly");
+    }
+    Ok(())
 }
 
 /// Runs the demo, writing the timeline and summary to `out` as they happen.
-pub async fn run(options: DemoOptions, mut out: impl FnMut(&str) + Send) -> anyhow::Result<DemoReport> {
+async fn call(options: DemoOptions, mut out: impl FnMut(&str) + Send) -> anyhow::Result<DemoReport> {
     let ca = TestCa::new().context("making a throw-away CA")?;
     let mut sim = DeepgramSim::new().tls(ca.server_config()?).expect_token("demo-key");
     if let Some(after) = options.drop_deepgram_after {
@@ -67,7 +80,7 @@ pub async fn run(options: DemoOptions, mut out: impl FnMut(&str) + Send) -> anyh
     let deepgram = sim.start().await.context("starting the Deepgram simulator")?;
     let config = demo_config(&deepgram.origin(), &deepgram.listen_url(), ca.pem_path())?;
     let host = tokio::task::spawn_blocking(move || Switchboard::new(config)).await??;
-    let listeners = crate::Listeners::ephemeral().await?;
+    let listeners = Listeners::ephemeral().await?;
     let url = format!("ws://{}/twilio/media", listeners.public.local_addr()?);
     let timeline = host.timeline();
     let mut live = timeline.subscribe();

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
-use crate::timeline::{CallId, Marker};
+use crate::observe::timeline::{CallId, Marker};
 use classify::{Verdict, classify, leg_of};
 
 /// How often pending markers are committed.
@@ -147,7 +147,7 @@ impl CallStore {
             let _ = std::fs::create_dir_all(parent);
         }
         let writer = Connection::open(path).map_err(error)?;
-        schema::prepare(&writer).map_err(error)?;
+        schema::create_or_migrate(&writer).map_err(error)?;
         let reader = Connection::open(path).map_err(error)?;
         reader.busy_timeout(Duration::from_secs(5)).map_err(error)?;
         let (sender, receiver) = std::sync::mpsc::sync_channel(QUEUE);
@@ -237,7 +237,7 @@ impl CallStore {
             call: CallId(0),
             offset: Duration::ZERO,
             unix_ms: 0,
-            source: crate::timeline::MarkerSource::Host,
+            source: crate::observe::timeline::MarkerSource::Host,
             name: FLUSH_PROBE.to_owned(),
             attributes: Vec::new(),
         };
@@ -264,7 +264,7 @@ const FLUSH_PROBE: &str = "__switchboard.flush";
 
 /// What the writer remembers of a live call.
 #[derive(Default)]
-struct LiveCall {
+struct OpenCall {
     markers: Vec<Marker>,
     seq: i64,
 }
@@ -292,7 +292,7 @@ impl Finished {
 }
 
 fn write_loop(mut connection: Connection, receiver: Receiver<Marker>, retention: Retention, path: &Path) {
-    let mut live: HashMap<u64, LiveCall> = HashMap::new();
+    let mut live: HashMap<u64, OpenCall> = HashMap::new();
     let mut finished = Finished::default();
     let mut last_retention = Instant::now();
     loop {
@@ -331,7 +331,7 @@ fn write_loop(mut connection: Connection, receiver: Receiver<Marker>, retention:
 
 fn commit(
     connection: &mut Connection,
-    live: &mut HashMap<u64, LiveCall>,
+    live: &mut HashMap<u64, OpenCall>,
     finished: &mut Finished,
     batch: &[Marker],
 ) -> rusqlite::Result<()> {

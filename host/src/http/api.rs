@@ -11,7 +11,6 @@
 //! | `GET /dashboard` | the live dashboard |
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -22,10 +21,8 @@ use axum::routing::get;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::host::HostInner;
-use crate::store::{CallFilter, StoreError};
-
-type Shared = Arc<HostInner>;
+use crate::observe::calls::{CallFilter, StoreError};
+use crate::state::Shared;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 
@@ -63,7 +60,7 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, StoreError
 
 async fn list(State(host): State<Shared>, Query(query): Query<ListQuery>) -> Response {
     let filter = CallFilter { outcome: query.outcome, leg: query.leg, since_ms: query.since, until_ms: query.until, limit: query.limit };
-    let store = host.store.clone();
+    let store = host.calls.clone();
     match blocking(move || store.list(&filter)).await {
         Ok(calls) => axum::Json(calls).into_response(),
         Err(response) => response,
@@ -71,7 +68,7 @@ async fn list(State(host): State<Shared>, Query(query): Query<ListQuery>) -> Res
 }
 
 async fn show(State(host): State<Shared>, Path(key): Path<String>) -> Response {
-    let store = host.store.clone();
+    let store = host.calls.clone();
     let found = blocking(move || {
         let Some(call) = store.find(&key)? else {
             return Ok(None);
@@ -88,7 +85,7 @@ async fn show(State(host): State<Shared>, Path(key): Path<String>) -> Response {
 }
 
 async fn transcript(State(host): State<Shared>, Path(key): Path<String>) -> Response {
-    let store = host.store.clone();
+    let store = host.calls.clone();
     let found = blocking(move || {
         let Some(call) = store.find(&key)? else {
             return Ok(None);
@@ -122,7 +119,7 @@ async fn events(State(host): State<Shared>) -> Sse<impl futures_util::Stream<Ite
                     "call_id": marker.call.to_string(),
                     "offset_ms": marker.offset.as_secs_f64() * 1e3,
                     "source": marker.source.to_string(),
-                    "leg": crate::store::classify::leg_of(&marker.name),
+                    "leg": crate::observe::calls::classify::leg_of(&marker.name),
                     "name": marker.name,
                     "attributes": marker.attributes,
                 });
@@ -137,7 +134,7 @@ async fn events(State(host): State<Shared>) -> Sse<impl futures_util::Stream<Ite
 }
 
 async fn metrics(State(host): State<Shared>) -> Response {
-    let live = host.config.max_concurrent_calls as usize - host.call_slots.available_permits();
-    let text = host.metrics.render(live, host.store.dropped());
+    let live = host.live_calls();
+    let text = host.metrics.render(live, host.calls.dropped());
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }

@@ -4,9 +4,9 @@
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
-//! use switchboard::client::OperatorClient;
+//! use switchboard::http::client::OperatorClient;
 //! let client = OperatorClient::new("https://127.0.0.1:9090")?.token("an operator token").trust_pem_file("ca.pem".as_ref())?;
-//! let failed = client.calls(&switchboard::client::CallQuery { outcome: Some("failed".into()), ..Default::default() }).await?;
+//! let failed = client.calls(&switchboard::http::client::CallQuery { outcome: Some("failed".into()), ..Default::default() }).await?;
 //! # Ok(()) }
 //! ```
 
@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 
-use crate::store::{CallSummary, StoredMarker};
+use crate::observe::calls::{CallSummary, StoredMarker};
 
 /// Filters for [`OperatorClient::calls`] (`GET /api/calls`).
 #[derive(Debug, Clone, Default)]

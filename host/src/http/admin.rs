@@ -10,8 +10,6 @@
 //! | `POST /admin/components/{name}/deploy-file` | `{"path": "/srv/x.wasm"}` | likewise |
 //! | `POST /admin/components/{name}/rollback` | `{"to": 3}` or nothing | the version now current |
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -21,13 +19,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
 
-use crate::host::HostInner;
-use crate::registry::{DeployError, Deployed};
+use crate::deploy::versions::{DeployError, Deployed};
+use crate::state::Shared;
 
 /// Largest upload: componentize-py and componentize-js components run to tens of MB.
 pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
-
-type Shared = Arc<HostInner>;
 
 pub(crate) fn router(host: Shared) -> Router<Shared> {
     Router::new()
@@ -43,15 +39,15 @@ async fn authorize(State(host): State<Shared>, request: Request, next: Next) -> 
     if host.config.operator.admin_token.is_none() {
         return StatusCode::NOT_FOUND.into_response();
     }
-    if !crate::operator::allowed(&host, &request, crate::operator::Access::Admin) {
+    if !crate::http::operator::allowed(&host, &request, crate::http::operator::Access::Admin) {
         tracing::warn!(path = %request.uri().path(), "admin request refused: bad or missing token");
-        return crate::operator::unauthorized("the deploy API");
+        return crate::http::operator::unauthorized("the deploy API");
     }
     next.run(request).await
 }
 
 async fn list(State(host): State<Shared>) -> Response {
-    axum::Json(host.registry.list()).into_response()
+    axum::Json(host.versions.list()).into_response()
 }
 
 fn answer(result: Result<Deployed, DeployError>) -> Response {
@@ -74,7 +70,7 @@ async fn upload(State(host): State<Shared>, Path(name): Path<String>, headers: a
         tracing::warn!(component = name, "upload refused: {refusal}");
         return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(serde_json::json!({ "error": refusal }))).into_response();
     }
-    answer(host.registry.deploy(&name, body.to_vec(), "upload".to_owned()).await)
+    answer(host.versions.deploy(&name, body.to_vec(), "upload".to_owned()).await)
 }
 
 /// Checks an upload against the SHA-256 the client sent in `Content-Digest`
@@ -105,7 +101,7 @@ struct FileRequest {
 
 async fn deploy_file(State(host): State<Shared>, Path(name): Path<String>, axum::Json(request): axum::Json<FileRequest>) -> Response {
     match tokio::fs::read(&request.path).await {
-        Ok(bytes) => answer(host.registry.deploy(&name, bytes, request.path.display().to_string()).await),
+        Ok(bytes) => answer(host.versions.deploy(&name, bytes, request.path.display().to_string()).await),
         Err(error) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             axum::Json(serde_json::json!({ "error": format!("cannot read {}: {error}", request.path.display()) })),
@@ -130,5 +126,5 @@ async fn rollback(State(host): State<Shared>, Path(name): Path<String>, body: By
             }
         }
     };
-    answer(host.registry.rollback(&name, request.to).await)
+    answer(host.versions.rollback(&name, request.to).await)
 }

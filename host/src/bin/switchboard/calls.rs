@@ -1,7 +1,42 @@
-//! What `switchboard calls` prints: a line per call, or one call's timeline as a table
-//! with the cause of a failure stated first.
+//! `switchboard calls`: a line per call, or one call's timeline as a table with the cause
+//! of a failure stated first, from a running host's operator listener or a call store on
+//! disk (`--db`).
 
-use crate::store::{CallSummary, StoredMarker};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use switchboard::http::client::CallQuery;
+use switchboard::observe::calls::{CallFilter, CallStore, CallSummary, StoredMarker};
+
+use crate::args::{CallsAction, OperatorArgs};
+
+pub(crate) async fn run(
+    operator: &OperatorArgs,
+    db: Option<PathBuf>,
+    outcome: Option<String>,
+    leg: Option<String>,
+    limit: u32,
+    action: Option<CallsAction>,
+) -> anyhow::Result<()> {
+    let lines = match db {
+        Some(path) => from_db(&path, outcome, leg, limit, action)?,
+        None => {
+            let client = operator.client(&operator.token_env)?;
+            match action {
+                None => list(&client.calls(&CallQuery { outcome, leg, limit: Some(limit) }).await?),
+                Some(CallsAction::Show { key }) => match client.call(&key).await? {
+                    Some(detail) => show(&detail.call, &detail.timeline),
+                    None => vec![no_such_call(&key)],
+                },
+            }
+        }
+    };
+    #[allow(clippy::print_stdout, reason = "the command's report")]
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(())
+}
 
 fn seconds(ms: Option<i64>) -> String {
     ms.map_or("-".to_owned(), |ms| format!("{:.1}s", ms as f64 / 1e3))
@@ -27,7 +62,7 @@ fn line(call: &CallSummary) -> String {
 }
 
 /// Recent calls, newest first: a header and a line each.
-pub fn list(calls: &[CallSummary]) -> Vec<String> {
+fn list(calls: &[CallSummary]) -> Vec<String> {
     let mut lines =
         vec![format!("{:<24} {:<36} {:>9} {:>7}  {:<11} {:<9} {}", "CALL", "CALL SID", "STARTED", "LENGTH", "OUTCOME", "LEG", "CAUSE")];
     lines.extend(calls.iter().map(line));
@@ -38,7 +73,7 @@ pub fn list(calls: &[CallSummary]) -> Vec<String> {
 }
 
 /// One call: the cause of a failure first, then its whole timeline.
-pub fn show(call: &CallSummary, timeline: &[StoredMarker]) -> Vec<String> {
+fn show(call: &CallSummary, timeline: &[StoredMarker]) -> Vec<String> {
     let mut lines = Vec::new();
     match (&call.failing_leg, &call.cause) {
         (Some(leg), Some(cause)) => lines.push(format!("{} on the {leg} leg: {cause}", call.outcome.to_uppercase())),
@@ -68,4 +103,28 @@ pub fn show(call: &CallSummary, timeline: &[StoredMarker]) -> Vec<String> {
         ));
     }
     lines
+}
+
+fn no_such_call(key: &str) -> String {
+    format!("no call matches {key:?} (a call id or a reference such as a Twilio call SID)")
+}
+
+fn from_db(
+    path: &Path,
+    outcome: Option<String>,
+    leg: Option<String>,
+    limit: u32,
+    action: Option<CallsAction>,
+) -> anyhow::Result<Vec<String>> {
+    let store = CallStore::open_read_only(path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(match action {
+        None => list(&store.list(&CallFilter { outcome, leg, limit: Some(limit), ..Default::default() })?),
+        Some(CallsAction::Show { key }) => match store.find(&key)? {
+            Some(call) => {
+                let timeline = store.timeline(&call.call_id)?;
+                show(&call, &timeline)
+            }
+            None => vec![no_such_call(&key)],
+        },
+    })
 }

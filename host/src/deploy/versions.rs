@@ -15,8 +15,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::config::ComponentConfig;
-use crate::runtime::artifacts::{ArtifactStore, Compiled};
-use crate::runtime::component::source_bytes;
+use crate::config::ComponentSource;
+use crate::deploy::artifacts::{ArtifactStore, Compiled};
 use crate::runtime::{LoadError, LoadedComponent, Runtime, Sandbox};
 
 /// One compiled, checked version of a component.
@@ -46,9 +46,9 @@ impl std::fmt::Debug for ComponentVersion {
 
 impl ComponentVersion {
     /// Counts a live call on this version until the guard is dropped.
-    pub fn enter_call(self: &Arc<Self>) -> LiveCall {
+    pub fn enter_call(self: &Arc<Self>) -> VersionHold {
         self.live.fetch_add(1, Ordering::Relaxed);
-        LiveCall(self.clone())
+        VersionHold(self.clone())
     }
 
     /// Calls running on this version now.
@@ -64,16 +64,16 @@ impl ComponentVersion {
 
 /// A call's hold on its version.
 #[derive(Debug)]
-pub struct LiveCall(Arc<ComponentVersion>);
+pub struct VersionHold(Arc<ComponentVersion>);
 
-impl LiveCall {
+impl VersionHold {
     /// The version the call runs.
     pub fn version(&self) -> &Arc<ComponentVersion> {
         &self.0
     }
 }
 
-impl Drop for LiveCall {
+impl Drop for VersionHold {
     fn drop(&mut self) {
         self.0.live.fetch_sub(1, Ordering::Relaxed);
     }
@@ -110,7 +110,7 @@ pub struct Deployed {
     /// `cached` when the compiled form came from the artifact store.
     pub compiled: &'static str,
     /// Compile (or load) and check time, ms.
-    pub prepare_ms: f64,
+    pub ready_ms: f64,
 }
 
 /// Why a deploy was refused. The current version keeps serving in every case.
@@ -138,24 +138,24 @@ struct Record {
     version: Weak<ComponentVersion>,
 }
 
-struct Slot {
+struct ComponentEntry {
     sandbox: Arc<Sandbox>,
     current: Arc<ComponentVersion>,
     history: Vec<Record>,
 }
 
 /// Every component's versions.
-pub struct Registry {
+pub struct Versions {
     runtime: Arc<Runtime>,
-    store: ArtifactStore,
-    slots: RwLock<HashMap<String, Slot>>,
+    artifacts: ArtifactStore,
+    entries: RwLock<HashMap<String, ComponentEntry>>,
     /// One deploy at a time, so numbering and "previous" stay simple.
     deploying: tokio::sync::Mutex<()>,
 }
 
-impl std::fmt::Debug for Registry {
+impl std::fmt::Debug for Versions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").finish_non_exhaustive()
+        f.debug_struct("Versions").finish_non_exhaustive()
     }
 }
 
@@ -163,52 +163,52 @@ fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-impl Registry {
+impl Versions {
     /// Loads version 1 of every configured component. CPU-heavy: call before serving.
     pub fn load(
         runtime: Arc<Runtime>,
-        store: ArtifactStore,
+        artifacts: ArtifactStore,
         components: &[&ComponentConfig],
-        metrics: &Arc<crate::metrics::Metrics>,
+        metrics: &Arc<crate::observe::metrics::Metrics>,
     ) -> Result<Self, LoadError> {
-        let mut slots = HashMap::new();
+        let mut entries = HashMap::new();
         for config in components {
             let sandbox = Arc::new(Sandbox::from_config(config, metrics.clone())?);
             let bytes = source_bytes(config)?;
             let source = match &config.source {
-                crate::config::ComponentSource::File(path) => path.display().to_string(),
-                crate::config::ComponentSource::Builtin(_) => "builtin".to_owned(),
+                ComponentSource::File(path) => path.display().to_string(),
+                ComponentSource::Builtin(_) => "builtin".to_owned(),
             };
-            let (loaded, digest, compiled) = prepare(&runtime, &store, &sandbox, &bytes)?;
+            let (loaded, digest, compiled) = compile_and_link(&runtime, &artifacts, &sandbox, &bytes)?;
             let (version, record) = new_version(&config.name, 1, digest, source, loaded, compiled);
-            slots.insert(config.name.clone(), Slot { sandbox, current: version, history: vec![record] });
+            entries.insert(config.name.clone(), ComponentEntry { sandbox, current: version, history: vec![record] });
         }
-        Ok(Registry { runtime, store, slots: RwLock::new(slots), deploying: tokio::sync::Mutex::new(()) })
+        Ok(Versions { runtime, artifacts, entries: RwLock::new(entries), deploying: tokio::sync::Mutex::new(()) })
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Slot>> {
-        self.slots.read().unwrap_or_else(|p| p.into_inner())
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, ComponentEntry>> {
+        self.entries.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Slot>> {
-        self.slots.write().unwrap_or_else(|p| p.into_inner())
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, ComponentEntry>> {
+        self.entries.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The version new calls of `component` get.
     pub fn current(&self, component: &str) -> Option<Arc<ComponentVersion>> {
-        self.read().get(component).map(|slot| slot.current.clone())
+        self.read().get(component).map(|entry| entry.current.clone())
     }
 
     /// Every version of every component, by name then number.
     pub fn list(&self) -> Vec<VersionInfo> {
-        let slots = self.read();
-        let mut names: Vec<&String> = slots.keys().collect();
+        let entries = self.read();
+        let mut names: Vec<&String> = entries.keys().collect();
         names.sort();
         names
             .into_iter()
             .flat_map(|name| {
-                let slot = &slots[name];
-                slot.history.iter().map(move |record| {
+                let entry = &entries[name];
+                entry.history.iter().map(move |record| {
                     let live = record.version.upgrade();
                     VersionInfo {
                         component: name.clone(),
@@ -216,7 +216,7 @@ impl Registry {
                         digest: record.digest.clone(),
                         source: record.source.clone(),
                         deployed_unix_ms: record.deployed_unix_ms,
-                        current: record.number == slot.current.number,
+                        current: record.number == entry.current.number,
                         live_calls: live.as_ref().map_or(0, |v| v.live_calls()),
                         loaded: live.is_some(),
                         compiled: live.as_ref().map(|v| v.compiled),
@@ -237,20 +237,20 @@ impl Registry {
         let sandbox = self
             .read()
             .get(component)
-            .map(|slot| slot.sandbox.clone())
+            .map(|entry| entry.sandbox.clone())
             .ok_or_else(|| DeployError::UnknownComponent(component.to_owned()))?;
         let started = Instant::now();
-        let (runtime, store) = (self.runtime.clone(), self.store.clone());
-        let (loaded, digest, compiled) = tokio::task::spawn_blocking(move || prepare(&runtime, &store, &sandbox, &bytes))
+        let (runtime, artifacts) = (self.runtime.clone(), self.artifacts.clone());
+        let (loaded, digest, compiled) = tokio::task::spawn_blocking(move || compile_and_link(&runtime, &artifacts, &sandbox, &bytes))
             .await
             .map_err(|e| DeployError::Internal(e.to_string()))??;
         let number = {
-            let mut slots = self.write();
-            let slot = slots.get_mut(component).ok_or_else(|| DeployError::UnknownComponent(component.to_owned()))?;
-            let number = slot.history.iter().map(|r| r.number).max().unwrap_or(0) + 1;
+            let mut entries = self.write();
+            let entry = entries.get_mut(component).ok_or_else(|| DeployError::UnknownComponent(component.to_owned()))?;
+            let number = entry.history.iter().map(|r| r.number).max().unwrap_or(0) + 1;
             let (version, record) = new_version(component, number, digest, source, loaded, compiled);
-            slot.history.push(record);
-            slot.current = version;
+            entry.history.push(record);
+            entry.current = version;
             number
         };
         tracing::info!(component, version = number, compiled = label(compiled), "deployed");
@@ -259,7 +259,7 @@ impl Registry {
 
     fn deployed(&self, component: &str, number: u32, compiled: Compiled, started: Instant) -> Result<Deployed, DeployError> {
         let version = self.info(component, number).ok_or_else(|| DeployError::Internal("version vanished".to_owned()))?;
-        Ok(Deployed { version, compiled: label(compiled), prepare_ms: started.elapsed().as_secs_f64() * 1e3 })
+        Ok(Deployed { version, compiled: label(compiled), ready_ms: started.elapsed().as_secs_f64() * 1e3 })
     }
 
     /// Makes an earlier version current again: version `to`, or the one deployed before
@@ -268,12 +268,12 @@ impl Registry {
         let _one_at_a_time = self.deploying.lock().await;
         let started = Instant::now();
         let (sandbox, target, digest, alive) = {
-            let slots = self.read();
-            let slot = slots.get(component).ok_or_else(|| DeployError::UnknownComponent(component.to_owned()))?;
-            let current = slot.current.number;
+            let entries = self.read();
+            let entry = entries.get(component).ok_or_else(|| DeployError::UnknownComponent(component.to_owned()))?;
+            let current = entry.current.number;
             let target = match to {
                 Some(number) => number,
-                None => slot
+                None => entry
                     .history
                     .iter()
                     .map(|r| r.number)
@@ -281,25 +281,25 @@ impl Registry {
                     .max()
                     .ok_or_else(|| DeployError::NoSuchVersion(format!("{component} has no version before {current}")))?,
             };
-            let record = slot
+            let record = entry
                 .history
                 .iter()
                 .find(|r| r.number == target)
                 .ok_or_else(|| DeployError::NoSuchVersion(format!("{component} has no version {target}")))?;
-            (slot.sandbox.clone(), target, record.digest.clone(), record.version.upgrade())
+            (entry.sandbox.clone(), target, record.digest.clone(), record.version.upgrade())
         };
         let (version, compiled) = match alive {
             Some(version) => (version, Compiled::Cached),
             None => {
-                let bytes = self.store.source(&digest).ok_or_else(|| {
+                let bytes = self.artifacts.source(&digest).ok_or_else(|| {
                     DeployError::NoSuchVersion(format!("the bytes of {component} version {target} are not in the artifact store"))
                 })?;
-                let (runtime, store) = (self.runtime.clone(), self.store.clone());
-                let (loaded, _, compiled) = tokio::task::spawn_blocking(move || prepare(&runtime, &store, &sandbox, &bytes))
+                let (runtime, artifacts) = (self.runtime.clone(), self.artifacts.clone());
+                let (loaded, _, compiled) = tokio::task::spawn_blocking(move || compile_and_link(&runtime, &artifacts, &sandbox, &bytes))
                     .await
                     .map_err(|e| DeployError::Internal(e.to_string()))??;
-                let slots = self.read();
-                let record = slots
+                let entries = self.read();
+                let record = entries
                     .get(component)
                     .and_then(|s| s.history.iter().find(|r| r.number == target))
                     .ok_or_else(|| DeployError::NoSuchVersion(format!("{component} has no version {target}")))?;
@@ -317,12 +317,12 @@ impl Registry {
             }
         };
         {
-            let mut slots = self.write();
-            let slot = slots.get_mut(component).ok_or_else(|| DeployError::UnknownComponent(component.to_owned()))?;
-            if let Some(record) = slot.history.iter_mut().find(|r| r.number == target) {
+            let mut entries = self.write();
+            let entry = entries.get_mut(component).ok_or_else(|| DeployError::UnknownComponent(component.to_owned()))?;
+            if let Some(record) = entry.history.iter_mut().find(|r| r.number == target) {
                 record.version = Arc::downgrade(&version);
             }
-            slot.current = version;
+            entry.current = version;
         }
         tracing::info!(component, version = target, "rolled back");
         self.deployed(component, target, compiled, started)
@@ -352,6 +352,16 @@ fn new_version(
     (version, record)
 }
 
+/// The bytes of a configured component's code.
+pub fn source_bytes(config: &ComponentConfig) -> Result<Vec<u8>, LoadError> {
+    match &config.source {
+        ComponentSource::File(path) => {
+            std::fs::read(path).map_err(|source| LoadError::Read { name: config.name.clone(), path: path.clone(), source })
+        }
+        ComponentSource::Builtin(builtin) => Ok(builtin.wasm().to_vec()),
+    }
+}
+
 fn label(compiled: Compiled) -> &'static str {
     match compiled {
         Compiled::Fresh => "compiled",
@@ -360,15 +370,16 @@ fn label(compiled: Compiled) -> &'static str {
 }
 
 /// Compiles (or loads) and checks one version.
-fn prepare(
+fn compile_and_link(
     runtime: &Runtime,
-    store: &ArtifactStore,
+    artifacts: &ArtifactStore,
     sandbox: &Arc<Sandbox>,
     bytes: &[u8],
 ) -> Result<(LoadedComponent, String, Compiled), LoadError> {
-    let (component, digest, compiled) =
-        store.compile(runtime.engine(), bytes).map_err(|e| LoadError::Compile { name: sandbox.name.clone(), message: format!("{e:#}") })?;
-    store.keep_source(&digest, bytes);
+    let (component, digest, compiled) = artifacts
+        .compile(runtime.engine(), bytes)
+        .map_err(|e| LoadError::Compile { name: sandbox.name.clone(), message: format!("{e:#}") })?;
+    artifacts.keep_source(&digest, bytes);
     let loaded = LoadedComponent::link(runtime, sandbox.clone(), &component)?;
     Ok((loaded, digest, compiled))
 }

@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{CallFilter, CallSummary, Retention, StoredMarker, parse_call_id};
 
-pub(super) fn prepare(connection: &Connection) -> rusqlite::Result<()> {
+pub(super) fn create_or_migrate(connection: &Connection) -> rusqlite::Result<()> {
     connection.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.execute_batch(

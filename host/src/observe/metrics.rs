@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::timeline::{Marker, MarkerSource};
+use crate::observe::timeline::{Marker, MarkerSource};
 
 /// Frames and bytes through one kind of socket, counted by its pumps.
 #[derive(Debug, Clone, Default)]
@@ -218,7 +218,7 @@ mod tests {
     use super::*;
 
     fn marker(name: &str, attrs: &[(&str, &str)]) -> Marker {
-        crate::timeline::test_marker(1, name, attrs, 0)
+        crate::observe::timeline::test_marker(1, name, attrs, 0)
     }
 
     #[test]
@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn the_readme_lists_every_metric_and_only_those() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         let start = readme.find("Metrics (`switchboard_` prefix):").expect("README lists the metrics");
         let paragraph = &readme[start..readme[start..].find("\n\n").map_or(readme.len(), |end| start + end)];
         let documented: std::collections::BTreeSet<String> = paragraph

@@ -2,12 +2,13 @@
 //! as a new version, the same way the admin API does it. Polls every half second: cheap,
 //! and it works on every filesystem.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::config::ComponentSource;
-use crate::host::Switchboard;
-use crate::runtime::artifacts::digest;
+use super::artifacts::digest;
+use super::versions::Versions;
+use crate::config::{ComponentSource, Config};
 
 /// How often watched files are checked.
 pub const POLL: Duration = Duration::from_millis(500);
@@ -24,9 +25,8 @@ impl Drop for Watchers {
 }
 
 /// Starts a watcher per watched component.
-pub(crate) fn start(host: &Switchboard) -> Watchers {
-    let handles = host
-        .config()
+pub(crate) fn start(config: &Config, versions: &Arc<Versions>) -> Watchers {
+    let handles = config
         .components
         .values()
         .filter(|c| c.watch)
@@ -34,17 +34,17 @@ pub(crate) fn start(host: &Switchboard) -> Watchers {
             ComponentSource::File(path) => Some((c.name.clone(), path.clone())),
             ComponentSource::Builtin(_) => None,
         })
-        .map(|(name, path)| tokio::spawn(watch(host.clone(), name, path)).abort_handle())
+        .map(|(name, path)| tokio::spawn(watch(versions.clone(), name, path)).abort_handle())
         .collect();
     Watchers(handles)
 }
 
-fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
 }
 
-async fn watch(host: Switchboard, name: String, path: PathBuf) {
+async fn watch(versions: Arc<Versions>, name: String, path: PathBuf) {
     tracing::info!(component = name, path = %path.display(), "watching for changes");
     let mut last = stamp(&path);
     loop {
@@ -57,11 +57,11 @@ async fn watch(host: Switchboard, name: String, path: PathBuf) {
         let Ok(bytes) = tokio::fs::read(&path).await else {
             continue;
         };
-        let current = host.registry().current(&name).map(|v| v.digest.clone());
+        let current = versions.current(&name).map(|v| v.digest.clone());
         if current.as_deref() == Some(digest(&bytes).as_str()) {
             continue;
         }
-        match host.registry().deploy(&name, bytes, path.display().to_string()).await {
+        match versions.deploy(&name, bytes, path.display().to_string()).await {
             Ok(deployed) => tracing::info!(component = name, version = deployed.version.number, "file changed: deployed"),
             Err(error) => tracing::warn!(component = name, "file changed but was refused: {error}"),
         }

@@ -16,9 +16,15 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
-use crate::secrets::SecretValue;
-use crate::server::Shared;
+use super::listener::accept_loop;
+use crate::policy::secrets::SecretValue;
+use crate::state::Shared;
+
+/// Open TCP connections at most on the operator listener.
+pub const OPERATOR_CONNECTIONS: usize = 256;
 
 /// What a request may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,14 +35,22 @@ pub(crate) enum Access {
     Admin,
 }
 
+/// Serves the operator listener until `stop` turns true.
+pub(crate) async fn serve(host: Shared, listener: TcpListener, stop: watch::Receiver<bool>) -> std::io::Result<()> {
+    let router = router(host.clone());
+    let tls = host.operator_tls.clone();
+    tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "switchboard listening (operator)");
+    accept_loop(listener, router, tls, OPERATOR_CONNECTIONS, stop).await
+}
+
 /// The operator listener's routes.
 pub(crate) fn router(host: Shared) -> Router {
-    let reading = crate::api::router().layer(axum::middleware::from_fn_with_state(host.clone(), require_read));
+    let reading = super::api::router().layer(axum::middleware::from_fn_with_state(host.clone(), require_read));
     Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
-        .route("/readyz", axum::routing::get(crate::server::readiness))
+        .route("/readyz", axum::routing::get(super::public::readiness))
         .merge(reading)
-        .nest("/admin", crate::admin::router(host.clone()))
+        .nest("/admin", super::admin::router(host.clone()))
         .with_state(host)
 }
 

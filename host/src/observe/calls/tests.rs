@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::*;
 
-use crate::timeline::test_marker as marker;
+use crate::observe::timeline::test_marker as marker;
 
 fn record_call(store: &CallStore, id: u64, started: u64, failing: bool) {
     store.record(&marker(id, "call.accepted", &[("path", "/twilio/media"), ("component", "voice")], started));
