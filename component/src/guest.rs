@@ -8,15 +8,19 @@
 
 use std::collections::VecDeque;
 
+use switchboard_guest::bindings::switchboard::call::markers;
 use switchboard_guest::bindings::wasi::io::poll::Pollable;
 use switchboard_guest::io::{now_ms, timer_ms, wait_any};
 use switchboard_guest::outbound::{ConnectOptions, FutureConnection, connect};
-use switchboard_guest::{Connection, ErrorCode, Handler, Message, RequestInfo, mark, setting};
+use switchboard_guest::{Connection, ErrorCode, Handler, Impact, Message, RequestInfo, TranscriptEntry, Value, fault, legs, mark, setting};
 
-use crate::pipeline::{Action, ConnectFailure, Pipeline};
+use crate::pipeline::{Action, ConnectFailure, DEEPGRAM_LEG, Pipeline, TWILIO_LEG};
 use crate::settings::Settings;
 
 struct VoicePipeline;
+
+/// Where a settings problem is reported: the component itself, on its own leg.
+const GUEST_SETTINGS_LEG: &str = "pipeline";
 
 /// The Deepgram leg as the glue holds it. Each pollable is declared before what it
 /// watches: a child resource must be dropped before its parent.
@@ -44,15 +48,18 @@ struct Timer {
 
 impl Handler for VoicePipeline {
     fn handle(request: RequestInfo, inbound: Connection) {
+        // The caller is Twilio: the host reports its socket's events on that leg.
+        legs::name_inbound(TWILIO_LEG);
         let settings = match Settings::from_lookup(setting) {
             Ok(settings) => settings,
             Err(error) => {
-                mark("pipeline.bad-setting", &[("error".into(), error.to_string())]);
+                mark("pipeline.bad-setting", &[("error", Value::from(error.to_string()))]);
+                fault(GUEST_SETTINGS_LEG, Impact::Failed, "bad-setting", &error.to_string());
                 let _ = inbound.close(1011, "voice-pipeline: bad settings");
                 return;
             }
         };
-        mark("pipeline.started", &[("connection_id".into(), request.connection_id)]);
+        mark("pipeline.started", &[("connection_id", Value::from(request.connection_id))]);
         let mut pipeline = Pipeline::new(settings, switchboard_guest::bindings::wasi::clocks::monotonic_clock::now());
         let mut glue =
             Glue { inbound_ready: Some(inbound.subscribe()), inbound, upstream: Upstream::None, outbox: VecDeque::new(), timer: None };
@@ -100,7 +107,8 @@ impl Glue {
             match action {
                 Action::Connect { url } => {
                     self.outbox.clear();
-                    let options = ConnectOptions { headers: Vec::new(), subprotocols: Vec::new(), timeout: None };
+                    let options =
+                        ConnectOptions { headers: Vec::new(), subprotocols: Vec::new(), timeout: None, leg: Some(DEEPGRAM_LEG.to_owned()) };
                     match connect(&url, &options) {
                         Ok(future) => self.upstream = Upstream::connecting(future),
                         Err(error) => {
@@ -117,7 +125,17 @@ impl Glue {
                     }
                     self.upstream = Upstream::None;
                 }
-                Action::Mark { name, attributes } => mark(&name, &attributes),
+                Action::Mark { name, attributes } => markers::emit(&name, &attributes),
+                Action::Fault { leg, impact, cause, detail } => fault(leg, impact, cause, &detail),
+                Action::Complete(leg) => legs::complete(leg),
+                Action::Identify { kind, value } => markers::identify(kind, &value),
+                Action::Transcript { text, start_ms, end_ms, confidence } => markers::transcript(&TranscriptEntry {
+                    speaker: "caller".to_owned(),
+                    text,
+                    start_ms: Some(start_ms),
+                    end_ms: Some(end_ms),
+                    confidence: Some(confidence),
+                }),
                 Action::Finish => {
                     if self.inbound_ready.is_some() {
                         let _ = self.inbound.close(1000, "call complete");

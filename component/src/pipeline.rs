@@ -17,9 +17,10 @@ use crate::ledger::AudioLedger;
 use crate::settings::{BYTES_PER_MS, Settings};
 use crate::twilio::{self, StartInfo, TwilioError, TwilioEvent};
 use crate::utterance::{Utterance, UtteranceAssembler};
+pub use switchboard_guest::{Impact, Value};
 
 /// Something the glue must do.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Action {
     /// Open the Deepgram connection.
     Connect {
@@ -37,7 +38,38 @@ pub enum Action {
         /// Marker name.
         name: String,
         /// Attributes.
-        attributes: Vec<(String, String)>,
+        attributes: Vec<(String, Value)>,
+    },
+    /// Report a fault on a leg (`twilio` or `deepgram`).
+    Fault {
+        /// The leg.
+        leg: &'static str,
+        /// What it did to the call.
+        impact: Impact,
+        /// A short label.
+        cause: &'static str,
+        /// The sentence operators read first.
+        detail: String,
+    },
+    /// Say a leg has done its part.
+    Complete(&'static str),
+    /// Record a name the call is known by elsewhere.
+    Identify {
+        /// Whose name it is.
+        kind: &'static str,
+        /// The name.
+        value: String,
+    },
+    /// Add an utterance to the call's transcript.
+    Transcript {
+        /// What the caller said.
+        text: String,
+        /// Where it starts and ends in the call, ms.
+        start_ms: u64,
+        /// Where it ends, ms.
+        end_ms: u64,
+        /// Deepgram's confidence.
+        confidence: f64,
     },
     /// The pipeline is done: close the inbound socket (1000) and return.
     Finish,
@@ -92,6 +124,11 @@ enum Link {
     Closed,
 }
 
+/// The leg of the caller's connection, as the glue names it.
+pub const TWILIO_LEG: &str = "twilio";
+/// The leg of the Deepgram connection.
+pub const DEEPGRAM_LEG: &str = "deepgram";
+
 /// The fastest audio goes to Deepgram: 1.25x real time (mu-law, 8 bytes a millisecond).
 /// After a frame of `n` bytes the next waits `n / PACE_BYTES_PER_MS` ms, so over any
 /// stretch of a connection the audio sent never runs ahead of 1.25x the time it took.
@@ -138,7 +175,7 @@ pub struct Pipeline {
     actions: Vec<Action>,
 }
 
-fn attrs(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+fn attrs(pairs: &[(&str, Value)]) -> Vec<(String, Value)> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
 }
 
@@ -180,7 +217,11 @@ impl Pipeline {
         &self.stats
     }
 
-    fn mark(&mut self, name: &str, pairs: &[(&str, String)]) {
+    fn fault(&mut self, leg: &'static str, impact: Impact, cause: &'static str, detail: String) {
+        self.actions.push(Action::Fault { leg, impact, cause, detail });
+    }
+
+    fn mark(&mut self, name: &str, pairs: &[(&str, Value)]) {
         debug_assert!(crate::markers::is_documented(name, pairs.iter().map(|(key, _)| *key)), "undocumented marker {name} {pairs:?}");
         self.actions.push(Action::Mark { name: name.to_owned(), attributes: attrs(pairs) });
     }
@@ -193,21 +234,23 @@ impl Pipeline {
             return;
         }
         match twilio::parse(text) {
-            Ok(TwilioEvent::Connected { protocol }) => self.mark("twilio.connected", &[("protocol", protocol)]),
+            Ok(TwilioEvent::Connected { protocol }) => self.mark("twilio.connected", &[("protocol", protocol.into())]),
             Ok(TwilioEvent::Start(start)) => {
                 let mut pairs = vec![
-                    ("call_sid", start.call_sid.clone()),
-                    ("stream_sid", start.stream_sid.clone()),
-                    ("encoding", start.encoding.clone()),
-                    ("sample_rate", start.sample_rate.to_string()),
-                    ("channels", start.channels.to_string()),
+                    ("call_sid", start.call_sid.as_str().into()),
+                    ("stream_sid", start.stream_sid.as_str().into()),
+                    ("encoding", start.encoding.as_str().into()),
+                    ("sample_rate", start.sample_rate.into()),
+                    ("channels", start.channels.into()),
                 ];
                 for (key, value) in &start.custom_parameters {
-                    pairs.push(("parameter", format!("{key}={value}")));
+                    pairs.push(("parameter", format!("{key}={value}").into()));
                 }
                 self.mark("twilio.start", &pairs);
+                self.actions.push(Action::Identify { kind: "call_sid", value: start.call_sid.clone() });
+                self.actions.push(Action::Identify { kind: "stream_sid", value: start.stream_sid.clone() });
                 if start.encoding != "audio/x-mulaw" || start.sample_rate != 8000 || start.channels != 1 {
-                    self.mark("twilio.unexpected-format", &[("encoding", start.encoding.clone())]);
+                    self.mark("twilio.unexpected-format", &[("encoding", start.encoding.as_str().into())]);
                 }
                 self.call = start;
                 self.ensure_connection(now_ms);
@@ -216,25 +259,24 @@ impl Pipeline {
                 self.stats.media_messages += 1;
                 if self.first_media_ms.is_none() {
                     self.first_media_ms = Some(now_ms);
-                    self.mark("twilio.first-media", &[("bytes", audio.len().to_string())]);
+                    self.mark("twilio.first-media", &[("bytes", audio.len().into())]);
                 }
                 if self.ending {
                     return;
                 }
                 let overflow = self.ledger.push(&audio);
                 if overflow > 0 {
-                    self.mark(
-                        "audio.overflow",
-                        &[("bytes", overflow.to_string()), ("buffer_ms", self.settings.replay_buffer_ms.to_string())],
-                    );
+                    self.mark("audio.overflow", &[("bytes", overflow.into()), ("buffer_ms", self.settings.replay_buffer_ms.into())]);
                 }
                 self.ensure_connection(now_ms);
                 self.pump_audio(now_ms);
             }
-            Ok(TwilioEvent::Dtmf { digit }) => self.mark("twilio.dtmf", &[("digit", digit)]),
-            Ok(TwilioEvent::Mark { name }) => self.mark("twilio.mark", &[("name", name)]),
+            Ok(TwilioEvent::Dtmf { digit }) => self.mark("twilio.dtmf", &[("digit", digit.into())]),
+            Ok(TwilioEvent::Mark { name }) => self.mark("twilio.mark", &[("name", name.into())]),
             Ok(TwilioEvent::Stop) => {
-                self.mark("twilio.stop", &[("media_messages", self.stats.media_messages.to_string())]);
+                self.mark("twilio.stop", &[("media_messages", self.stats.media_messages.into())]);
+                // Twilio is done: the caller hanging up the socket from here on is no fault.
+                self.actions.push(Action::Complete(TWILIO_LEG));
                 self.end_of_call(now_ms);
             }
             Err(error) => {
@@ -244,19 +286,20 @@ impl Pipeline {
                     TwilioError::BadPayload(_) => "twilio.bad-payload",
                 };
                 let excerpt: String = text.chars().take(200).collect();
-                self.mark(name, &[("error", error.to_string()), ("message", excerpt)]);
+                self.fault(TWILIO_LEG, Impact::Recovered, "bad-message", format!("{name}: {error}"));
+                self.mark(name, &[("error", error.to_string().into()), ("message", excerpt.into())]);
             }
         }
     }
 
     /// A binary message from Twilio (Twilio sends none: recorded and ignored).
     pub fn on_twilio_binary(&mut self, len: usize) {
-        self.mark("twilio.unexpected-binary", &[("bytes", len.to_string())]);
+        self.mark("twilio.unexpected-binary", &[("bytes", len.into())]);
     }
 
     /// The Twilio socket ended.
     pub fn on_twilio_closed(&mut self, code: u16, reason: &str, now_ms: u64) {
-        self.mark("twilio.closed", &[("code", code.to_string()), ("reason", reason.to_owned())]);
+        self.mark("twilio.closed", &[("code", code.into()), ("reason", reason.into())]);
         self.end_of_call(now_ms);
     }
 
@@ -271,7 +314,7 @@ impl Pipeline {
     fn connect(&mut self, now_ms: u64) {
         self.link = Link::Connecting { since_ms: now_ms };
         self.close_sent = false;
-        self.mark("deepgram.connecting", &[("attempt", (self.backoff.attempts() + 1).to_string())]);
+        self.mark("deepgram.connecting", &[("attempt", (self.backoff.attempts() + 1).into())]);
         self.actions.push(Action::Connect { url: self.settings.listen_url() });
     }
 
@@ -288,15 +331,15 @@ impl Pipeline {
         self.link = Link::Open { last_send_ms: now_ms, paced_until_ms: now_ms };
         self.backoff.reset();
         let (replay, gone) = self.ledger.restart_session();
-        self.mark("deepgram.open", &[("connect_ms", (now_ms - since).to_string()), ("session", self.sessions.to_string())]);
+        self.mark("deepgram.open", &[("connect_ms", (now_ms - since).into()), ("session", self.sessions.into())]);
         self.stats.lost_bytes += gone;
         if self.sessions > 1 || gone > 0 {
             self.mark(
                 "deepgram.replay",
                 &[
-                    ("replay_bytes", replay.to_string()),
-                    ("lost_bytes", gone.to_string()),
-                    ("from_ms", (self.ledger.sent() / BYTES_PER_MS as u64).to_string()),
+                    ("replay_bytes", replay.into()),
+                    ("lost_bytes", gone.into()),
+                    ("from_ms", (self.ledger.sent() / BYTES_PER_MS as u64).into()),
                 ],
             );
         }
@@ -312,21 +355,26 @@ impl Pipeline {
             ConnectFailure::Rejected { status, dg_error, body } => {
                 self.mark(
                     "deepgram.rejected",
-                    &[("status", status.to_string()), ("dg_error", dg_error.unwrap_or_default()), ("body", body)],
+                    &[("status", status.into()), ("dg_error", dg_error.clone().unwrap_or_default().into()), ("body", body.as_str().into())],
                 );
                 if (400..500).contains(&status) {
                     // Auth or request errors do not heal by retrying.
-                    self.give_up("rejected", now_ms);
+                    let reason = dg_error.unwrap_or(body);
+                    self.give_up("rejected", format!("Deepgram rejected the connection: HTTP {status} {reason}"), now_ms);
                 } else {
+                    let reason = dg_error.unwrap_or(body);
+                    self.fault(DEEPGRAM_LEG, Impact::Recovered, "rejected", format!("Deepgram answered HTTP {status} {reason}"));
                     self.schedule_reconnect(now_ms);
                 }
             }
             ConnectFailure::Permanent { cause, detail } => {
-                self.mark("deepgram.connect-failed", &[("cause", cause), ("detail", detail)]);
-                self.give_up("refused-by-host", now_ms);
+                let reason = format!("gave up on Deepgram: the host refused the connect ({cause})");
+                self.mark("deepgram.connect-failed", &[("cause", cause.into()), ("detail", detail.into())]);
+                self.give_up("refused-by-host", reason, now_ms);
             }
             ConnectFailure::Failed { cause, detail } => {
-                self.mark("deepgram.connect-failed", &[("cause", cause), ("detail", detail)]);
+                self.fault(DEEPGRAM_LEG, Impact::Recovered, "connect-failed", format!("connect to Deepgram failed: {cause} ({detail})"));
+                self.mark("deepgram.connect-failed", &[("cause", cause.into()), ("detail", detail.into())]);
                 self.schedule_reconnect(now_ms);
             }
         }
@@ -337,7 +385,7 @@ impl Pipeline {
         let message = match deepgram::parse(text) {
             Ok(message) => message,
             Err(error) => {
-                self.mark("deepgram.malformed", &[("error", error), ("message", text.chars().take(200).collect())]);
+                self.mark("deepgram.malformed", &[("error", error.into()), ("message", text.chars().take(200).collect::<String>().into())]);
                 return;
             }
         };
@@ -347,7 +395,7 @@ impl Pipeline {
                 if !self.first_result {
                     self.first_result = true;
                     let since_audio = self.first_media_ms.map(|t| now_ms.saturating_sub(t)).unwrap_or(0);
-                    self.mark("deepgram.first-result", &[("ms_since_first_audio", since_audio.to_string())]);
+                    self.mark("deepgram.first-result", &[("ms_since_first_audio", since_audio.into())]);
                 }
                 if !results.is_final {
                     return;
@@ -359,12 +407,12 @@ impl Pipeline {
                     self.mark(
                         "transcript.final",
                         &[
-                            ("text", results.transcript.clone()),
-                            ("start", format!("{start:.3}")),
-                            ("end", format!("{end:.3}")),
-                            ("confidence", format!("{:.3}", results.confidence)),
-                            ("call_sid", self.call.call_sid.clone()),
-                            ("from_finalize", results.from_finalize.to_string()),
+                            ("text", results.transcript.as_str().into()),
+                            ("start", start.into()),
+                            ("end", end.into()),
+                            ("confidence", results.confidence.into()),
+                            ("call_sid", self.call.call_sid.as_str().into()),
+                            ("from_finalize", results.from_finalize.into()),
                         ],
                     );
                 }
@@ -375,28 +423,35 @@ impl Pipeline {
                 }
             }
             ServerMessage::UtteranceEnd { last_word_end } => {
-                self.mark("deepgram.utterance-end", &[("last_word_end", format!("{:.3}", offset + last_word_end))]);
+                self.mark("deepgram.utterance-end", &[("last_word_end", (offset + last_word_end).into())]);
                 if let Some(utterance) = self.assembler.finish() {
                     self.mark_utterance(utterance);
                 }
             }
             ServerMessage::SpeechStarted { timestamp } => {
-                self.mark("deepgram.speech-started", &[("at", format!("{:.3}", offset + timestamp))]);
+                self.mark("deepgram.speech-started", &[("at", (offset + timestamp).into())]);
             }
-            ServerMessage::Metadata { request_id } => self.mark("deepgram.metadata", &[("request_id", request_id)]),
-            ServerMessage::Other(kind) => self.mark("deepgram.other", &[("type", kind)]),
+            ServerMessage::Metadata { request_id } => self.mark("deepgram.metadata", &[("request_id", request_id.into())]),
+            ServerMessage::Other(kind) => self.mark("deepgram.other", &[("type", kind.into())]),
         }
     }
 
     fn mark_utterance(&mut self, utterance: Utterance) {
+        let ms = |seconds: f64| (seconds.max(0.0) * 1e3).round() as u64;
+        self.actions.push(Action::Transcript {
+            text: utterance.text.clone(),
+            start_ms: ms(utterance.start),
+            end_ms: ms(utterance.end),
+            confidence: utterance.confidence,
+        });
         self.mark(
             "utterance",
             &[
-                ("text", utterance.text),
-                ("start", format!("{:.3}", utterance.start)),
-                ("end", format!("{:.3}", utterance.end)),
-                ("confidence", format!("{:.3}", utterance.confidence)),
-                ("call_sid", self.call.call_sid.clone()),
+                ("text", utterance.text.into()),
+                ("start", utterance.start.into()),
+                ("end", utterance.end.into()),
+                ("confidence", utterance.confidence.into()),
+                ("call_sid", self.call.call_sid.as_str().into()),
             ],
         );
     }
@@ -406,26 +461,32 @@ impl Pipeline {
         if self.finished {
             return;
         }
-        self.mark("deepgram.closed", &[("code", code.to_string()), ("reason", reason.to_owned())]);
+        self.mark("deepgram.closed", &[("code", code.into()), ("reason", reason.into())]);
         let expected = matches!(self.link, Link::Draining { .. }) && code == 1000;
         if expected {
             self.link = Link::Closed;
             self.complete(true);
         } else if code == 1008 {
             // DATA-0000 and the like: the request itself is wrong; retrying repeats it.
-            self.give_up("closed-1008", now_ms);
+            self.give_up(
+                "closed-1008",
+                format!("Deepgram closed the stream with 1008 {reason}: the request is wrong, retrying repeats it"),
+                now_ms,
+            );
         } else if !matches!(self.link, Link::Closed) {
+            self.fault(DEEPGRAM_LEG, Impact::Recovered, "closed", format!("Deepgram closed {code} {reason}"));
             self.schedule_reconnect(now_ms);
         }
     }
 
     fn schedule_reconnect(&mut self, now_ms: u64) {
         if self.backoff.attempts() >= self.settings.max_reconnects {
-            self.give_up("max-reconnects", now_ms);
+            let tries = self.settings.max_reconnects;
+            self.give_up("max-reconnects", format!("gave up on Deepgram after {tries} reconnects"), now_ms);
             return;
         }
         if self.ending && self.end_deadline_ms.is_some_and(|deadline| now_ms >= deadline) {
-            self.give_up("call-ended", now_ms);
+            self.give_up("call-ended", "gave up on Deepgram: the call ended while it was unreachable".to_owned(), now_ms);
             return;
         }
         let delay = self.backoff.next_delay_ms();
@@ -434,21 +495,22 @@ impl Pipeline {
         self.mark(
             "deepgram.reconnect",
             &[
-                ("attempt", self.backoff.attempts().to_string()),
-                ("delay_ms", delay.to_string()),
-                ("unconfirmed_bytes", (self.ledger.sent() - self.ledger.confirmed()).to_string()),
+                ("attempt", self.backoff.attempts().into()),
+                ("delay_ms", delay.into()),
+                ("unconfirmed_bytes", (self.ledger.sent() - self.ledger.confirmed()).into()),
             ],
         );
     }
 
-    fn give_up(&mut self, why: &str, now_ms: u64) {
+    fn give_up(&mut self, why: &str, reason: String, now_ms: u64) {
         self.gave_up = true;
         let was_open = matches!(self.link, Link::Open { .. } | Link::Draining { .. });
         self.link = Link::Closed;
         if was_open {
             self.actions.push(Action::CloseDeepgram);
         }
-        self.mark("deepgram.gave-up", &[("why", why.to_owned()), ("unsent_bytes", self.ledger.unsent().to_string())]);
+        self.mark("deepgram.gave-up", &[("why", why.into()), ("unsent_bytes", self.ledger.unsent().into())]);
+        self.fault(DEEPGRAM_LEG, Impact::Failed, "gave-up", reason);
         if self.ending {
             self.complete(false);
         }
@@ -493,7 +555,7 @@ impl Pipeline {
             self.actions.push(Action::SendControl(CLOSE_STREAM));
             let deadline = now_ms + self.settings.final_wait_ms;
             self.link = Link::Draining { deadline_ms: deadline };
-            self.mark("deepgram.close-stream", &[("audio_bytes", self.ledger.received().to_string())]);
+            self.mark("deepgram.close-stream", &[("audio_bytes", self.ledger.received().into())]);
         }
     }
 
@@ -528,7 +590,8 @@ impl Pipeline {
                 }
             }
             Link::Draining { deadline_ms } if now_ms >= deadline_ms => {
-                self.mark("deepgram.final-timeout", &[("waited_ms", self.settings.final_wait_ms.to_string())]);
+                self.mark("deepgram.final-timeout", &[("waited_ms", self.settings.final_wait_ms.into())]);
+                self.fault(DEEPGRAM_LEG, Impact::Failed, "final-timeout", "Deepgram sent no final close after CloseStream".to_owned());
                 self.actions.push(Action::CloseDeepgram);
                 self.link = Link::Closed;
                 self.complete(false);
@@ -540,7 +603,7 @@ impl Pipeline {
             && !matches!(self.link, Link::Open { .. } | Link::Draining { .. } | Link::Closed)
             && self.end_deadline_ms.is_some_and(|deadline| now_ms >= deadline)
         {
-            self.give_up("call-ended", now_ms);
+            self.give_up("call-ended", "gave up on Deepgram: the call ended while it was unreachable".to_owned(), now_ms);
         }
     }
 
@@ -579,16 +642,20 @@ impl Pipeline {
         let unconfirmed = if clean { 0 } else { self.ledger.sent() - self.ledger.confirmed() };
         self.stats.lost_bytes += self.ledger.unsent() + unconfirmed;
         self.finished = true;
+        if self.stats.lost_bytes > 0 {
+            let lost = self.stats.lost_bytes;
+            self.fault(DEEPGRAM_LEG, Impact::Failed, "audio-lost", format!("{lost} bytes of audio did not reach Deepgram"));
+        }
         self.mark(
             "pipeline.summary",
             &[
-                ("audio_bytes", self.ledger.received().to_string()),
-                ("media_messages", self.stats.media_messages.to_string()),
-                ("replayed_bytes", self.ledger.replayed().to_string()),
-                ("lost_bytes", self.stats.lost_bytes.to_string()),
-                ("reconnects", self.stats.reconnects.to_string()),
-                ("transcripts", self.stats.transcripts.to_string()),
-                ("clean", clean.to_string()),
+                ("audio_bytes", self.ledger.received().into()),
+                ("media_messages", self.stats.media_messages.into()),
+                ("replayed_bytes", self.ledger.replayed().into()),
+                ("lost_bytes", self.stats.lost_bytes.into()),
+                ("reconnects", self.stats.reconnects.into()),
+                ("transcripts", self.stats.transcripts.into()),
+                ("clean", clean.into()),
             ],
         );
         self.actions.push(Action::Finish);

@@ -83,7 +83,8 @@ fn the_demo_runs_a_whole_call_offline_and_loses_nothing() {
         "utterance",
         "exactly the caller's audio",
         "Deepgram sessions       2",
-        "lost (pipeline's count) 0 bytes",
+        "transcript.entry",
+        "call store says         degraded on the deepgram leg",
         "call closed with        1000",
     ] {
         assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");

@@ -28,12 +28,26 @@ fn results(start: f64, duration: f64, text: &str, speech_final: bool) -> String 
     )
 }
 
+/// A marker value as text, as the timeline shows it (numbers with three decimals).
+fn shown(value: &Value) -> String {
+    match value {
+        Value::Text(text) => text.clone(),
+        Value::Integer(n) => n.to_string(),
+        Value::Number(n) => format!("{n:.3}"),
+        Value::Flag(flag) => flag.to_string(),
+    }
+}
+
 /// Collects what a fake Deepgram would have received, per session.
 #[derive(Default)]
 struct Wire {
     sessions: Vec<Vec<u8>>,
     controls: Vec<&'static str>,
     marks: Vec<(String, Vec<(String, String)>)>,
+    faults: Vec<(&'static str, Impact, &'static str, String)>,
+    completed: Vec<&'static str>,
+    identities: Vec<(&'static str, String)>,
+    transcript: Vec<String>,
     connects: usize,
     finished: bool,
     closed_by_us: bool,
@@ -55,7 +69,11 @@ impl Wire {
                 }
                 Action::SendControl(control) => self.controls.push(control),
                 Action::CloseDeepgram => self.closed_by_us = true,
-                Action::Mark { name, attributes } => self.marks.push((name, attributes)),
+                Action::Mark { name, attributes } => self.marks.push((name, attributes.into_iter().map(|(k, v)| (k, shown(&v))).collect())),
+                Action::Fault { leg, impact, cause, detail } => self.faults.push((leg, impact, cause, detail)),
+                Action::Complete(leg) => self.completed.push(leg),
+                Action::Identify { kind, value } => self.identities.push((kind, value)),
+                Action::Transcript { text, .. } => self.transcript.push(text),
                 Action::Finish => self.finished = true,
             }
         }

@@ -29,11 +29,14 @@ pub mod bindings {
 }
 
 pub mod io;
+pub mod timeline;
 
 pub use bindings::exports::switchboard::call::handler::{Guest as Handler, RequestInfo};
-pub use bindings::switchboard::call::markers::emit as mark;
+pub use bindings::switchboard::call::legs::{self, Impact};
+pub use bindings::switchboard::call::markers::{TranscriptEntry, Value};
 pub use bindings::switchboard::call::outbound::{self, ConnectOptions, FutureConnection};
 pub use bindings::switchboard::call::websocket::{CloseFrame, Connection, ErrorCode, Message};
+pub use timeline::{fault, mark};
 
 /// Exports a [`Handler`] implementation as the component's `handler` interface.
 #[macro_export]

@@ -80,10 +80,9 @@ pub(super) async fn watch(deadlines: CallerDeadlines, activity: Activity, closer
         Deadline::Idle => format!("idle deadline: nothing received for {limit_ms} ms"),
         Deadline::MaxCall => format!("longest call reached: {limit_ms} ms"),
     };
-    timeline.host(
-        "call.deadline",
-        &[("deadline", deadline.label().to_owned()), ("limit_ms", limit_ms.to_string()), ("reason", reason.clone())],
-    );
+    let inbound = timeline.inbound_leg();
+    let attributes = [("deadline", deadline.label().into()), ("limit_ms", (limit_ms as u64).into()), ("reason", reason.as_str().into())];
+    timeline.host_on(&inbound, "call.deadline", &attributes);
     closer.close(DEADLINE_CLOSE_CODE, &reason);
     tokio::time::sleep(GUEST_GRACE).await;
     stop_guest.notify_one();

@@ -18,7 +18,6 @@ use crate::config::CallerDeadlines;
 use crate::deploy::versions::{ComponentVersion, VersionHold};
 use crate::observe::timeline::CallTimeline;
 use crate::runtime::bindings::{CallHandler, RequestInfo};
-use crate::runtime::component::micros_since;
 use crate::runtime::sandbox::CLOSE_GRACE;
 use crate::runtime::state::CallState;
 use crate::runtime::types::Connection;
@@ -57,14 +56,19 @@ where
     watchdog.abort();
     control.close(code, reason);
     let info = control.finished(CLOSE_GRACE + CLOSE_GRACE).await;
-    timeline.host("call.closed", &[("code", info.code.to_string()), ("reason", info.reason.clone()), ("by", info.by.label().to_owned())]);
+    let inbound = timeline.inbound_leg();
+    timeline.host_on(
+        &inbound,
+        "call.closed",
+        &[("code", info.code.into()), ("reason", info.reason.as_str().into()), ("by", info.by.label().into())],
+    );
 }
 
 /// When the host's drain deadline passes, closes the caller's socket with 1001: the guest
 /// sees its inbound connection end and finishes the call its own way.
 async fn close_when_draining(mut closing: watch::Receiver<bool>, closer: Closer, timeline: CallTimeline) {
     if closing.wait_for(|now| *now).await.is_ok() {
-        timeline.host("call.draining", &[("code", "1001".to_owned())]);
+        timeline.host("call.draining", &[("code", 1001u16.into())]);
         closer.close(1001, "server shutting down");
     }
 }
@@ -82,7 +86,7 @@ async fn run_guest(
     let (mut store, handler) = match version.loaded.instantiate(timeline.clone()).await {
         Ok(instance) => instance,
         Err(error) => {
-            timeline.host("instance.failed", &[("error", format!("{error:#}"))]);
+            timeline.host("instance.failed", &[("error", format!("{error:#}").into())]);
             tracing::error!(call = %timeline.call(), "instantiation failed: {error:#}");
             return (1011, "the call handler could not start");
         }
@@ -90,10 +94,10 @@ async fn run_guest(
     timeline.host(
         "instance.started",
         &[
-            ("component", version.component.clone()),
-            ("version", version.number.to_string()),
-            ("digest", version.short_digest().to_owned()),
-            ("instantiate_us", micros_since(started)),
+            ("component", version.component.as_str().into()),
+            ("version", version.number.into()),
+            ("digest", version.short_digest().into()),
+            ("instantiate_us", (started.elapsed().as_micros() as u64).into()),
         ],
     );
     let outcome = tokio::select! {
@@ -104,7 +108,7 @@ async fn run_guest(
     let verdict = record_outcome(&store, outcome, timeline);
     let output = store.data().output.finish();
     if output.logged + output.dropped > 0 {
-        timeline.host("guest.output", &[("logged_bytes", output.logged.to_string()), ("dropped_bytes", output.dropped.to_string())]);
+        timeline.host("guest.output", &[("logged_bytes", output.logged.into()), ("dropped_bytes", output.dropped.into())]);
     }
     // Dropping the store frees the instance and every resource it held; outbound
     // connections it still had close with 1000.
@@ -122,24 +126,19 @@ fn record_outcome(store: &Store<CallState>, outcome: Option<wasmtime::Result<()>
     let state = store.data();
     match outcome {
         Some(Ok(())) => {
-            timeline.host(
-                "guest.returned",
-                &[
-                    ("cpu_ms", format!("{:.3}", state.cpu.total().as_secs_f64() * 1e3)),
-                    ("memory_kib", (state.limiter.largest() / 1024).to_string()),
-                ],
-            );
+            timeline
+                .host("guest.returned", &[("cpu_ms", state.cpu.total().into()), ("memory_kib", (state.limiter.largest() / 1024).into())]);
             (1000, "")
         }
         Some(Err(error)) => {
             let cause = state.trap_cause();
             let detail = format!("{error:#}");
-            timeline.host("guest.trap", &[("cause", cause.to_owned()), ("detail", detail.clone())]);
+            timeline.host("guest.trap", &[("cause", cause.into()), ("detail", detail.as_str().into())]);
             tracing::warn!(call = %timeline.call(), cause, "guest trapped: {detail}");
             (1011, "the call handler failed")
         }
         None => {
-            timeline.host("guest.stopped", &[("grace_ms", GUEST_GRACE.as_millis().to_string())]);
+            timeline.host("guest.stopped", &[("grace_ms", (GUEST_GRACE.as_millis() as u64).into())]);
             tracing::warn!(call = %timeline.call(), "guest stopped: it did not return within {GUEST_GRACE:?} of a deadline");
             (DEADLINE_CLOSE_CODE, "")
         }

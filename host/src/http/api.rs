@@ -4,8 +4,8 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET /api/calls?outcome=failed&leg=deepgram&since=MS&until=MS&limit=N` | recent calls, newest first, JSON |
-//! | `GET /api/calls/{id or call SID or stream SID}` | `{call, timeline}`: the summary and every marker |
-//! | `GET /api/calls/{key}/transcript` | the call's utterances |
+//! | `GET /api/calls/{id or a reference}` | `{call, timeline}`: the summary and every marker |
+//! | `GET /api/calls/{key}/transcript` | the call's transcript: the guest's `transcript` entries |
 //! | `GET /api/events` | markers as they happen (server-sent events, JSON) |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /dashboard` | the live dashboard |
@@ -95,15 +95,25 @@ async fn transcript(State(host): State<Shared>, Path(key): Path<String>) -> Resp
     .await;
     match found {
         Ok(Some(timeline)) => {
-            let utterances: Vec<serde_json::Value> = timeline
+            // The guest's `transcript.entry` reports, in order.
+            let entries: Vec<serde_json::Value> = timeline
                 .iter()
-                .filter(|m| m.name == "utterance")
+                .filter(|m| m.source == "guest" && m.name == "transcript.entry")
                 .map(|m| {
-                    let get = |key: &str| m.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default();
-                    serde_json::json!({ "text": get("text"), "start": get("start"), "end": get("end"), "confidence": get("confidence") })
+                    let get = |key: &str| {
+                        m.attributes.iter().find(|(k, _)| k == key).map_or(serde_json::Value::Null, |(_, v)| serde_json::json!(v))
+                    };
+                    serde_json::json!({
+                        "speaker": get("speaker"),
+                        "text": get("text"),
+                        "start_ms": get("start_ms"),
+                        "end_ms": get("end_ms"),
+                        "confidence": get("confidence"),
+                        "offset_ms": m.offset_ms,
+                    })
                 })
                 .collect();
-            axum::Json(utterances).into_response()
+            axum::Json(entries).into_response()
         }
         Ok(None) => (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "no such call" }))).into_response(),
         Err(response) => response,
@@ -119,7 +129,7 @@ async fn events(State(host): State<Shared>) -> Sse<impl futures_util::Stream<Ite
                     "call_id": marker.call.to_string(),
                     "offset_ms": marker.offset.as_secs_f64() * 1e3,
                     "source": marker.source.to_string(),
-                    "leg": crate::observe::calls::classify::leg_of(&marker.name),
+                    "leg": marker.leg,
                     "name": marker.name,
                     "attributes": marker.attributes,
                 });

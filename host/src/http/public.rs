@@ -62,7 +62,10 @@ async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
     let call = host.next_call_id();
     let timeline = host.timeline.start_call(call);
     let path = request.uri().path().to_owned();
-    timeline.host("call.accepted", &[("remote", remote_of(&request)), ("path", path.clone()), ("component", route.component.clone())]);
+    timeline.host(
+        "call.accepted",
+        &[("remote", remote_of(&request).into()), ("path", path.as_str().into()), ("component", route.component.as_str().into())],
+    );
     let headers = route
         .forward_headers
         .iter()
@@ -85,7 +88,7 @@ async fn upgrade(State(host): State<Shared>, mut request: Request) -> Response {
                 let info = CloseInfo::network(&format!("upgrade failed: {error}"));
                 setup
                     .timeline
-                    .host("call.closed", &[("code", info.code.to_string()), ("reason", info.reason), ("by", info.by.label().to_owned())]);
+                    .host("call.closed", &[("code", info.code.into()), ("reason", info.reason.into()), ("by", info.by.label().into())]);
             }
         }
     });
@@ -119,9 +122,16 @@ fn admit(host: &Shared, request: &Request) -> Result<Admitted, (StatusCode, &'st
     if let Some(token) = &route.twilio_auth_token {
         let path_and_query = request.uri().path_and_query().map_or(path, |pq| pq.as_str());
         if let Err(error) = signature::verify(token.header_value().as_bytes(), request.headers(), path_and_query, host.tls.is_some()) {
-            host.timeline.start_call(host.next_call_id()).host(
+            // The route checks Twilio's signatures: the caller it refuses claims to be Twilio.
+            host.timeline.start_call(host.next_call_id()).host_on(
+                "twilio",
                 "call.rejected",
-                &[("remote", remote_of(request)), ("path", path.to_owned()), ("status", "403".to_owned()), ("reason", error.to_string())],
+                &[
+                    ("remote", remote_of(request).into()),
+                    ("path", path.into()),
+                    ("status", 403u16.into()),
+                    ("reason", error.to_string().into()),
+                ],
             );
             return Err((StatusCode::FORBIDDEN, "invalid Twilio signature\n"));
         }

@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::observe::timeline::{Marker, MarkerSource};
+use crate::observe::marker::{Marker, MarkerSource};
 
 /// Frames and bytes through one kind of socket, counted by its pumps.
 #[derive(Debug, Clone, Default)]
@@ -69,8 +69,15 @@ impl WireFamilies {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConnectLabels {
+    leg: String,
     result: String,
     cause: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FaultLabels {
+    leg: String,
+    impact: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -89,6 +96,9 @@ struct CodeLabels {
     code: String,
 }
 
+/// Distinct leg names the metrics label; later ones are counted as `other`.
+pub const MAX_LEG_LABELS: usize = 32;
+
 /// Every metric of the host.
 pub struct Metrics {
     registry: Registry,
@@ -104,7 +114,9 @@ pub struct Metrics {
     connects: Family<ConnectLabels, Counter>,
     handshake: Histogram,
     traps: Family<CauseLabels, Counter>,
-    reconnects: Counter,
+    faults: Family<FaultLabels, Counter>,
+    /// Leg names seen so far: labels are bounded whatever guests call their legs.
+    legs: std::sync::Mutex<std::collections::BTreeSet<String>>,
     store_dropped: Gauge,
 }
 
@@ -139,7 +151,8 @@ impl Metrics {
             connects: Family::default(),
             handshake: Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             traps: Family::default(),
-            reconnects: Counter::default(),
+            faults: Family::default(),
+            legs: std::sync::Mutex::default(),
             store_dropped: Gauge::default(),
             registry,
         };
@@ -156,49 +169,56 @@ impl Metrics {
         r.register("outbound_connects", "outbound connects, by result and cause", self.connects.clone());
         r.register("outbound_handshake_seconds", "outbound handshake time (DNS, TCP, TLS, upgrade)", self.handshake.clone());
         r.register("guest_traps", "guest traps, by cause (cpu-budget is a CPU-budget kill)", self.traps.clone());
-        r.register("reconnects", "reconnects scheduled by guests (deepgram.reconnect markers)", self.reconnects.clone());
+        r.register("guest_faults", "faults guests reported, by leg and impact (recovered or failed)", self.faults.clone());
         r.register("store_markers_dropped", "markers the call store could not keep up with", self.store_dropped.clone());
         self
     }
 
     /// Updates the figures a marker tells about.
     pub fn observe(&self, marker: &Marker) {
-        let attr = |key: &str| marker.attr(key).unwrap_or_default().to_owned();
+        let shown = |key: &str| marker.shown(key).unwrap_or_default();
         match (marker.source, marker.name.as_str()) {
             (MarkerSource::Host, "call.accepted") => {
                 self.calls_accepted.inc();
             }
             (MarkerSource::Host, "call.closed") => {
-                self.calls_closed.get_or_create(&CodeLabels { code: attr("code") }).inc();
+                self.calls_closed.get_or_create(&CodeLabels { code: shown("code") }).inc();
             }
             (MarkerSource::Host, "instance.started") => {
                 self.instances.inc();
-                self.calls_by_version.get_or_create(&VersionLabels { component: attr("component"), version: attr("version") }).inc();
+                self.calls_by_version.get_or_create(&VersionLabels { component: shown("component"), version: shown("version") }).inc();
             }
             (MarkerSource::Host, "guest.returned" | "guest.stopped") => {
                 self.instances.dec();
             }
             (MarkerSource::Host, "guest.trap") => {
                 self.instances.dec();
-                self.traps.get_or_create(&CauseLabels { cause: attr("cause") }).inc();
+                self.traps.get_or_create(&CauseLabels { cause: shown("cause") }).inc();
             }
             (MarkerSource::Host, "outbound.open") => {
-                self.connects.get_or_create(&ConnectLabels { result: "open".to_owned(), cause: String::new() }).inc();
-                if let Ok(ms) = attr("handshake_ms").parse::<f64>() {
+                self.connect(marker, "open", String::new());
+                if let Some(ms) = marker.number("handshake_ms") {
                     self.handshake.observe(ms / 1e3);
                 }
             }
-            (MarkerSource::Host, "outbound.failed") => {
-                self.connects.get_or_create(&ConnectLabels { result: "failed".to_owned(), cause: attr("cause") }).inc();
-            }
-            (MarkerSource::Host, "outbound.denied") => {
-                self.connects.get_or_create(&ConnectLabels { result: "denied".to_owned(), cause: attr("cause") }).inc();
-            }
-            (MarkerSource::Guest, "deepgram.reconnect") => {
-                self.reconnects.inc();
+            (MarkerSource::Host, "outbound.failed") => self.connect(marker, "failed", shown("cause")),
+            (MarkerSource::Host, "outbound.denied") => self.connect(marker, "denied", shown("cause")),
+            (MarkerSource::Guest, "leg.fault") => {
+                self.faults.get_or_create(&FaultLabels { leg: self.leg_label(&marker.leg), impact: shown("impact") }).inc();
             }
             _ => {}
         }
+    }
+
+    fn connect(&self, marker: &Marker, result: &str, cause: String) {
+        self.connects.get_or_create(&ConnectLabels { leg: self.leg_label(&marker.leg), result: result.to_owned(), cause }).inc();
+    }
+
+    /// `leg` as a label value: the first [`MAX_LEG_LABELS`] leg names seen keep theirs,
+    /// later ones are `other`, so a guest naming legs at random cannot grow the page.
+    fn leg_label(&self, leg: &str) -> String {
+        let mut legs = self.legs.lock().unwrap_or_else(|p| p.into_inner());
+        if legs.contains(leg) || legs.len() < MAX_LEG_LABELS && legs.insert(leg.to_owned()) { leg.to_owned() } else { "other".to_owned() }
     }
 
     /// The Prometheus text exposition, with gauges read now.
@@ -218,7 +238,7 @@ mod tests {
     use super::*;
 
     fn marker(name: &str, attrs: &[(&str, &str)]) -> Marker {
-        crate::observe::timeline::test_marker(1, name, attrs, 0)
+        crate::observe::marker::test_marker(1, name, attrs, 0)
     }
 
     #[test]
@@ -237,7 +257,7 @@ mod tests {
             "switchboard_calls_accepted_total 1",
             "switchboard_calls_started_total{component=\"voice\",version=\"3\"} 1",
             "switchboard_instances 0", // started, then trapped
-            "switchboard_outbound_connects_total{result=\"failed\",cause=\"tls-error\"} 1",
+            "switchboard_outbound_connects_total{leg=\"host\",result=\"failed\",cause=\"tls-error\"} 1",
             "switchboard_guest_traps_total{cause=\"cpu-budget\"} 1",
             "switchboard_rx_frames_total{socket=\"inbound\"} 3",
             "switchboard_tx_bytes_total{socket=\"outbound\"} 320",

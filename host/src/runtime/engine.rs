@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::switchboard::call::{markers, outbound, websocket};
+use super::bindings::switchboard::call::{legs, markers, outbound, websocket};
 use super::cpu::EPOCH_TICK;
 use super::state::CallState;
 
@@ -97,6 +97,7 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
     websocket::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;
     outbound::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;
     markers::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;
+    legs::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;
     Ok(linker)
 }
 

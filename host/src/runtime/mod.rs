@@ -14,6 +14,7 @@ pub mod bindings;
 pub mod component;
 pub mod cpu;
 pub mod engine;
+mod legs_impl;
 pub mod limits;
 mod markers_impl;
 mod outbound_impl;

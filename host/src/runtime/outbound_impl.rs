@@ -1,5 +1,6 @@
 //! Host side of `switchboard:call/outbound`: policy checks, secret injection, and the
-//! handshake on its own task while the guest keeps running.
+//! handshake on its own task while the guest keeps running. What happens to a connection
+//! is recorded on its leg's lane.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use super::bindings::switchboard::call::outbound::{ConnectOptions, Host, HostFut
 use super::bindings::{ErrorCode, HandshakeResponse};
 use super::state::CallState;
 use super::types::{Connection, FutureConnection};
-use crate::observe::timeline::CallTimeline;
+use crate::observe::timeline::{CallTimeline, Value};
 use crate::policy::egress::{Target, parse_target};
 use crate::ws::dial::{DialError, DialRequest, dial};
 use crate::ws::pump;
@@ -34,7 +35,11 @@ const RESERVED_HEADERS: &[&str] = &[
 
 impl Host for CallState {
     async fn connect(&mut self, url: String, options: ConnectOptions) -> wasmtime::Result<Result<Resource<FutureConnection>, ErrorCode>> {
-        let (request, permit) = match self.dial_request(&url, options) {
+        let leg = match self.timeline.connection_leg(options.leg.as_deref()) {
+            Ok(leg) => leg,
+            Err(error) => return Ok(Err(ErrorCode::InternalError(Some(error.to_string())))),
+        };
+        let (request, permit) = match self.dial_request(&url, options, &leg) {
             Ok(checked) => checked,
             Err(error) => return Ok(Err(error)),
         };
@@ -43,39 +48,41 @@ impl Host for CallState {
         let pump_options = self.sandbox.pump.clone();
         let counters = self.sandbox.metrics.outbound.clone();
         let target = request.target.clone();
-        timeline.host(
+        timeline.host_on(
+            &leg,
             "outbound.attempt",
-            &[("target", target.to_string()), ("path", request.url.path().to_owned()), ("attempt", self.connects_started.to_string())],
+            &[("target", target.to_string().into()), ("path", request.url.path().into()), ("attempt", self.connects_started.into())],
         );
         let task = tokio::spawn(async move {
             match dial(request).await {
                 Ok(dialed) => {
-                    timeline.host(
+                    timeline.host_on(
+                        &leg,
                         "outbound.open",
                         &[
-                            ("target", target.to_string()),
-                            ("peer", dialed.peer.to_string()),
-                            ("handshake_ms", format!("{:.3}", dialed.handshake.as_secs_f64() * 1e3)),
-                            ("protocol", dialed.protocol.clone().unwrap_or_default()),
+                            ("target", target.to_string().into()),
+                            ("peer", dialed.peer.to_string().into()),
+                            ("handshake_ms", dialed.handshake.into()),
+                            ("protocol", dialed.protocol.clone().unwrap_or_default().into()),
                         ],
                     );
-                    let closed_timeline = timeline.clone();
-                    let closed_target = target.to_string();
-                    let (socket, _control) = pump::spawn(dialed.socket, &pump_options, dialed.protocol, counters, move |info| {
-                        closed_timeline.host(
+                    let on_close = move |info: &crate::ws::CloseInfo| {
+                        timeline.host_on(
+                            &leg,
                             "outbound.closed",
                             &[
-                                ("target", closed_target),
-                                ("code", info.code.to_string()),
-                                ("reason", info.reason.clone()),
-                                ("by", info.by.label().to_owned()),
+                                ("target", target.to_string().into()),
+                                ("code", info.code.into()),
+                                ("reason", info.reason.as_str().into()),
+                                ("by", info.by.label().into()),
                             ],
                         );
-                    });
+                    };
+                    let (socket, _control) = pump::spawn(dialed.socket, &pump_options, dialed.protocol, counters, on_close);
                     Ok(Connection::outbound(socket, permit))
                 }
                 Err(error) => {
-                    record_failure(&timeline, &target, &error);
+                    record_failure(&timeline, &leg, &target, &error);
                     Err(to_error_code(error))
                 }
             }
@@ -88,13 +95,18 @@ impl CallState {
     /// Checks a connect against URL syntax, policy and limits, and builds the request
     /// with the guest's headers and the host's secrets; the permit holds one of the
     /// instance's outbound connections for as long as the connection lives.
-    fn dial_request(&mut self, url: &str, options: ConnectOptions) -> Result<(DialRequest, OwnedSemaphorePermit), ErrorCode> {
+    fn dial_request(&mut self, url: &str, options: ConnectOptions, leg: &str) -> Result<(DialRequest, OwnedSemaphorePermit), ErrorCode> {
         let (url, target) = parse_target(url).map_err(|e| ErrorCode::InvalidUrl(e.to_string()))?;
         let sandbox = Arc::clone(&self.sandbox);
+        let deny = |cause: &str, detail: String| {
+            self.timeline.host_on(
+                leg,
+                "outbound.denied",
+                &[("target", target.to_string().into()), ("cause", cause.into()), ("detail", detail.into())],
+            );
+        };
         if !sandbox.egress.allows(&target) {
-            let detail = format!("no allow_outbound rule matches {target}");
-            self.timeline
-                .host("outbound.denied", &[("target", target.to_string()), ("cause", "not-allowed".to_owned()), ("detail", detail)]);
+            deny("not-allowed", format!("no allow_outbound rule matches {target}"));
             return Err(ErrorCode::Denied);
         }
         let limits = &sandbox.limits;
@@ -105,31 +117,11 @@ impl CallState {
                     "at most {} connections at once and {} connects per call ({} made)",
                     limits.max_outbound_connections, limits.max_outbound_connects, self.connects_started
                 );
-                self.timeline.host(
-                    "outbound.denied",
-                    &[("target", target.to_string()), ("cause", "connection-limit".to_owned()), ("detail", detail)],
-                );
+                deny("connection-limit", detail);
                 return Err(ErrorCode::ConnectionLimit);
             }
         };
-        let mut headers = Vec::with_capacity(options.headers.len() + 1);
-        for (name, value) in options.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| ErrorCode::InternalError(Some(format!("{name:?} is not a valid header name"))))?;
-            if RESERVED_HEADERS.contains(&name.as_str()) {
-                return Err(ErrorCode::InternalError(Some(format!(
-                    "header `{name}` is set by the host; use `subprotocols` for Sec-WebSocket-Protocol"
-                ))));
-            }
-            let value = HeaderValue::from_str(&value)
-                .map_err(|_| ErrorCode::InternalError(Some(format!("the value of header `{name}` is not valid"))))?;
-            headers.push((name, value));
-        }
-        // Secrets last, replacing any guest header of the same name.
-        for secret in sandbox.secrets.for_host(&target.host) {
-            headers.retain(|(name, _)| *name != secret.name);
-            headers.push((secret.name.clone(), secret.value.header_value().clone()));
-        }
+        let headers = request_headers(options.headers, &sandbox.secrets, &target.host)?;
         let timeout = options.timeout.map(Duration::from_nanos).unwrap_or(limits.connect_timeout).min(limits.max_connect_timeout);
         let check_target = target.clone();
         let check_sandbox = sandbox.clone();
@@ -148,27 +140,56 @@ impl CallState {
     }
 }
 
-fn record_failure(timeline: &CallTimeline, target: &Target, error: &DialError) {
+/// The handshake's headers: the guest's (checked), then the host's secrets for `host`,
+/// each replacing a guest header of the same name.
+fn request_headers(
+    guest_headers: Vec<(String, String)>,
+    secrets: &crate::policy::secrets::SecretHeaders,
+    host: &str,
+) -> Result<Vec<(HeaderName, HeaderValue)>, ErrorCode> {
+    let mut headers = Vec::with_capacity(guest_headers.len() + 1);
+    for (name, value) in guest_headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ErrorCode::InternalError(Some(format!("{name:?} is not a valid header name"))))?;
+        if RESERVED_HEADERS.contains(&name.as_str()) {
+            return Err(ErrorCode::InternalError(Some(format!(
+                "header `{name}` is set by the host; use `subprotocols` for Sec-WebSocket-Protocol"
+            ))));
+        }
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| ErrorCode::InternalError(Some(format!("the value of header `{name}` is not valid"))))?;
+        headers.push((name, value));
+    }
+    for secret in secrets.for_host(host) {
+        headers.retain(|(name, _)| *name != secret.name);
+        headers.push((secret.name.clone(), secret.value.header_value().clone()));
+    }
+    Ok(headers)
+}
+
+fn record_failure(timeline: &CallTimeline, leg: &str, target: &Target, error: &DialError) {
     if let DialError::Denied(detail) = error {
         // The host's own policy refused every address the name resolved to: a refusal,
         // recorded as every policy refusal is.
-        timeline.host(
+        timeline.host_on(
+            leg,
             "outbound.denied",
-            &[("target", target.to_string()), ("cause", "special-address".to_owned()), ("detail", detail.clone())],
+            &[("target", target.to_string().into()), ("cause", "special-address".into()), ("detail", detail.as_str().into())],
         );
         return;
     }
-    let mut attributes = vec![("target", target.to_string()), ("cause", error.cause().to_owned()), ("detail", error.to_string())];
+    let mut attributes: Vec<(&str, Value)> =
+        vec![("target", target.to_string().into()), ("cause", error.cause().into()), ("detail", error.to_string().into())];
     if let DialError::Rejected { status, headers, body_excerpt } = error {
-        attributes.push(("status", status.to_string()));
+        attributes.push(("status", (*status).into()));
         for (name, value) in headers {
             if name.starts_with("dg-") {
-                attributes.push(("header", format!("{name}: {value}")));
+                attributes.push(("header", format!("{name}: {value}").into()));
             }
         }
-        attributes.push(("body", body_excerpt.chars().take(200).collect()));
+        attributes.push(("body", body_excerpt.chars().take(200).collect::<String>().into()));
     }
-    timeline.host("outbound.failed", &attributes);
+    timeline.host_on(leg, "outbound.failed", &attributes);
 }
 
 fn to_error_code(error: DialError) -> ErrorCode {

@@ -3,13 +3,13 @@
 // timeline, so a test can tell which version served a call.
 
 use switchboard_guest::io::send_blocking;
-use switchboard_guest::{Connection, ErrorCode, Handler, Message, RequestInfo, mark};
+use switchboard_guest::{Connection, ErrorCode, Handler, Message, RequestInfo, Value, mark};
 
 struct Versioned;
 
 impl Handler for Versioned {
     fn handle(_request: RequestInfo, inbound: Connection) {
-        mark("versioned.started", &[("version".into(), crate::VERSION.into())]);
+        mark("versioned.started", &[("version", Value::from(crate::VERSION))]);
         if send_blocking(&inbound, &Message::Text(format!("version:{}", crate::VERSION))).is_err() {
             return;
         }

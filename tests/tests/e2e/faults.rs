@@ -141,7 +141,7 @@ async fn faulty_call(deepgram: Deepgram, seconds: f64, ending: Ending, settings:
     Ok(Observed {
         call: stored["call"].clone(),
         timeline: host.timeline().find(|_| true),
-        lost_bytes: summary.attr("lost_bytes").and_then(|b| b.parse().ok()),
+        lost_bytes: summary.shown("lost_bytes").as_deref().and_then(|b| b.parse().ok()),
         sent_audio: record.sent_audio,
         deepgram: running,
         _ca: ca,
@@ -152,7 +152,7 @@ async fn faulty_call(deepgram: Deepgram, seconds: f64, ending: Ending, settings:
 /// the call is failed on the Deepgram leg.
 fn assert_gave_up_after(observed: &Observed, cause: &str) {
     let failure = observed.marker("deepgram.connect-failed");
-    assert_eq!(failure.and_then(|m| m.attr("cause")), Some(cause), "{:?}", failure);
+    assert_eq!(failure.and_then(|m| m.shown("cause")).as_deref(), Some(cause), "{:?}", failure);
     assert!(observed.marker("deepgram.gave-up").is_some(), "the pipeline gave up");
     assert_eq!((observed.field("outcome"), observed.field("failing_leg")), ("failed", "deepgram"), "{:#}", observed.call);
 }
@@ -163,7 +163,7 @@ const FEW_RETRIES: &[(&str, &str)] = &[("max_reconnects", "2")];
 async fn deepgram_closing_1011_mid_call_is_recovered_without_loss() -> anyhow::Result<()> {
     let observed =
         faulty_call(Deepgram::Sim(DeepgramSim::new().close_after_audio(Duration::from_millis(800), 1)), 2.0, Ending::Stop, &[]).await?;
-    assert_eq!(observed.marker("deepgram.closed").and_then(|m| m.attr("code")), Some("1011"));
+    assert_eq!(observed.marker("deepgram.closed").and_then(|m| m.shown("code")).as_deref(), Some("1011"));
     assert_eq!((observed.field("outcome"), observed.field("failing_leg")), ("degraded", "deepgram"), "{:#}", observed.call);
     assert!(observed.field("cause").contains("1011"), "{:#}", observed.call);
     assert_eq!(observed.deepgram.as_ref().map(|d| d.sessions().len()), Some(2), "one reconnect");
@@ -175,7 +175,7 @@ async fn deepgram_closing_1011_mid_call_is_recovered_without_loss() -> anyhow::R
 #[tokio::test]
 async fn a_handshake_that_never_answers_times_out_and_the_retry_loses_nothing() -> anyhow::Result<()> {
     let observed = faulty_call(Deepgram::Sim(DeepgramSim::new().blackhole_first(1)), 2.0, Ending::Stop, &[]).await?;
-    assert_eq!(observed.marker("deepgram.connect-failed").and_then(|m| m.attr("cause")), Some("connect-timeout"));
+    assert_eq!(observed.marker("deepgram.connect-failed").and_then(|m| m.shown("cause")).as_deref(), Some("connect-timeout"));
     assert_eq!(observed.field("outcome"), "degraded", "{:#}", observed.call);
     assert!(observed.field("cause").contains("connect-timeout"), "{:#}", observed.call);
     observed.assert_delivered_whole();
@@ -187,7 +187,7 @@ async fn a_handshake_that_never_answers_times_out_and_the_retry_loses_nothing() 
 async fn a_401_fails_the_call_at_once_with_deepgram_s_reason() -> anyhow::Result<()> {
     let observed = faulty_call(Deepgram::WrongKey(DeepgramSim::new()), 1.0, Ending::Stop, &[]).await?;
     let rejected = observed.marker("deepgram.rejected");
-    assert_eq!(rejected.and_then(|m| m.attr("status")), Some("401"), "{rejected:?}");
+    assert_eq!(rejected.and_then(|m| m.shown("status")).as_deref(), Some("401"), "{rejected:?}");
     assert!(observed.marker("deepgram.connect-failed").is_none(), "a rejection is not retried");
     assert_eq!((observed.field("outcome"), observed.field("failing_leg")), ("failed", "deepgram"));
     assert!(observed.field("cause").contains("HTTP 401"), "{:#}", observed.call);
@@ -221,7 +221,7 @@ async fn a_refused_connection_is_named() -> anyhow::Result<()> {
 async fn a_caller_that_vanishes_still_gets_its_audio_delivered_and_the_stream_closed() -> anyhow::Result<()> {
     let observed = faulty_call(Deepgram::Sim(DeepgramSim::new()), 1.5, Ending::Vanish, &[]).await?;
     assert_eq!((observed.field("outcome"), observed.field("failing_leg")), ("failed", "twilio"), "{:#}", observed.call);
-    assert_eq!(observed.marker("call.closed").and_then(|m| m.attr("code")), Some("1006"));
+    assert_eq!(observed.marker("call.closed").and_then(|m| m.shown("code")).as_deref(), Some("1006"));
     let session = observed.deepgram.as_ref().map(|d| d.sessions()).unwrap_or_default();
     assert_eq!(session.first().and_then(|s| s.controls.last()).map(String::as_str), Some("CloseStream"), "Deepgram got CloseStream");
     observed.assert_delivered_whole();
@@ -232,7 +232,7 @@ async fn a_caller_that_vanishes_still_gets_its_audio_delivered_and_the_stream_cl
 async fn a_target_refused_by_the_host_s_policy_is_blamed_on_the_policy() -> anyhow::Result<()> {
     let observed = faulty_call(Deepgram::BehindWildcard(DeepgramSim::new()), 1.0, Ending::Stop, &[]).await?;
     let denied = observed.marker("outbound.denied").ok_or_else(|| anyhow::anyhow!("no outbound.denied"))?;
-    assert_eq!(denied.attr("cause"), Some("special-address"), "{denied:?}");
+    assert_eq!(denied.shown("cause").as_deref(), Some("special-address"), "{denied:?}");
     assert!(observed.marker("outbound.failed").is_none(), "a refusal has one marker");
     assert_eq!((observed.field("outcome"), observed.field("failing_leg")), ("failed", "policy"), "{:#}", observed.call);
     assert!(observed.field("cause").contains("egress policy refused"), "{:#}", observed.call);

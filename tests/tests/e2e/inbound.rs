@@ -34,8 +34,8 @@ async fn echoes_text_and_binary_and_answers_pings() -> anyhow::Result<()> {
     let closed = caller.expect_close().await?;
     assert_eq!(closed.code, 1000);
     let marker = host.marker("call.closed", |_| true).await?;
-    assert_eq!(marker.attr("code"), Some("1000"));
-    assert_eq!(marker.attr("by"), Some("peer"));
+    assert_eq!(marker.shown("code").as_deref(), Some("1000"));
+    assert_eq!(marker.shown("by").as_deref(), Some("peer"));
     Ok(())
 }
 
@@ -61,7 +61,7 @@ async fn a_guest_that_returns_gets_its_socket_closed_with_1000() -> anyhow::Resu
     assert_eq!(closed.code, 1000);
     host.marker("guest.returned", |_| true).await?;
     let marker = host.marker("call.closed", |_| true).await?;
-    assert_eq!(marker.attr("by"), Some("local"));
+    assert_eq!(marker.shown("by").as_deref(), Some("local"));
     let names: Vec<String> = host.timeline().markers(marker.call).into_iter().map(|m| m.name).collect();
     let expected = ["call.accepted", "instance.started", "echo.started", "guest.returned", "call.closed"];
     assert_eq!(names, expected, "the call's timeline in order");
@@ -80,7 +80,7 @@ async fn an_oversize_message_closes_with_1009() -> anyhow::Result<()> {
     let closed = caller.expect_close().await?;
     assert_eq!(closed.code, 1009, "{closed:?}");
     let marker = host.marker("call.closed", |_| true).await?;
-    assert_eq!(marker.attr("code"), Some("1009"));
+    assert_eq!(marker.shown("code").as_deref(), Some("1009"));
     Ok(())
 }
 
@@ -90,9 +90,9 @@ async fn a_caller_that_vanishes_ends_the_call() -> anyhow::Result<()> {
     let caller = TestClient::connect(&host.url("/echo")).await?;
     drop(caller); // TCP closes without a close frame
     let marker = host.marker("call.closed", |_| true).await?;
-    assert_eq!(marker.attr("code"), Some("1006"), "{marker:?}");
+    assert_eq!(marker.shown("code").as_deref(), Some("1006"), "{marker:?}");
     let echo = host.marker("echo.peer-closed", |_| true).await?;
-    assert_eq!(echo.attr("code"), Some("1006"));
+    assert_eq!(echo.shown("code").as_deref(), Some("1006"));
     Ok(())
 }
 
@@ -144,7 +144,7 @@ async fn twilio_signatures_are_checked_before_the_upgrade() -> anyhow::Result<()
     let forged = connect(vec![("x-twilio-signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned())]).await?;
     assert!(format!("{:?}", forged.err()).contains("403"));
     let rejected = host.marker("call.rejected", |_| true).await?;
-    assert_eq!(rejected.attr("reason"), Some("no X-Twilio-Signature header"));
+    assert_eq!(rejected.shown("reason").as_deref(), Some("no X-Twilio-Signature header"));
     assert!(host.timeline().find(|m| m.name == "instance.started").is_empty());
 
     // Signed for the URL the client used.

@@ -64,13 +64,15 @@ async fn every_fault_shows_up_with_its_failing_leg_and_cause() -> anyhow::Result
     // A guest trap.
     let mut trapped = TestClient::connect(&host.url("/hostile")).await?;
     trapped.expect_close().await?;
-    host.marker("call.closed", |m| m.attr("code") == Some("1011")).await?;
-    host.timeline().wait_for(Duration::from_secs(20), |m| m.name == "pipeline.summary" && m.attr("lost_bytes") != Some("0")).await;
+    host.marker("call.closed", |m| m.shown("code").as_deref() == Some("1011")).await?;
+    host.timeline()
+        .wait_for(Duration::from_secs(20), |m| m.name == "pipeline.summary" && m.shown("lost_bytes").as_deref() != Some("0"))
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     flush(&host);
 
     let deepgram_failures = get_json(&host, "/api/calls?outcome=failed&leg=deepgram").await?;
-    let rejected = deepgram_failures.as_array().and_then(|calls| calls.iter().find(|c| c["call_sid"] == "CA401")).cloned();
+    let rejected = deepgram_failures.as_array().and_then(|calls| calls.iter().find(|c| c["references"][0]["value"] == "CA401")).cloned();
     let rejected = rejected.ok_or_else(|| anyhow::anyhow!("401 call not listed: {deepgram_failures:#}"))?;
     assert!(rejected["cause"].as_str().unwrap_or_default().contains("HTTP 401 Invalid credentials."), "{rejected:#}");
 
@@ -79,7 +81,7 @@ async fn every_fault_shows_up_with_its_failing_leg_and_cause() -> anyhow::Result
 
     // A call's timeline and its stream SID lookup.
     let by_stream = get_json(&host, "/api/calls/MZ401").await?;
-    assert_eq!(by_stream["call"]["call_sid"], "CA401");
+    assert_eq!(by_stream["call"]["references"][0], serde_json::json!({ "kind": "call_sid", "value": "CA401" }));
     let names: Vec<&str> =
         by_stream["timeline"].as_array().map(|t| t.iter().filter_map(|m| m["name"].as_str()).collect()).unwrap_or_default();
     for expected in ["call.accepted", "twilio.start", "outbound.failed", "deepgram.rejected", "call.closed"] {
@@ -100,7 +102,12 @@ async fn a_recovered_reconnect_is_degraded_with_a_transcript() -> anyhow::Result
     assert_eq!(call["call"]["failing_leg"], "deepgram");
     assert!(call["call"]["cause"].as_str().unwrap_or_default().contains("1011"));
     let transcript = get_json(&host, "/api/calls/CARECOVER/transcript").await?;
-    assert_eq!(transcript[0]["text"], "hello there");
+    assert_eq!(
+        (transcript[0]["speaker"].as_str(), transcript[0]["text"].as_str()),
+        (Some("caller"), Some("hello there")),
+        "{transcript:#}"
+    );
+    assert!(transcript[0]["end_ms"].as_u64() > transcript[0]["start_ms"].as_u64(), "times are numbers: {transcript:#}");
     Ok(())
 }
 
@@ -154,7 +161,7 @@ async fn metrics_match_a_scripted_call() -> anyhow::Result<()> {
     let mut denied = TestClient::connect(&host.url("/denied")).await?;
     denied.next_text().await?;
     denied.close(1000, "").await?;
-    host.marker("call.closed", |m| m.attr("by") == Some("peer")).await?;
+    host.marker("call.closed", |m| m.shown("by").as_deref() == Some("peer")).await?;
     host.timeline().wait_for(Duration::from_secs(20), |m| m.name == "outbound.closed").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -166,8 +173,12 @@ async fn metrics_match_a_scripted_call() -> anyhow::Result<()> {
     assert_eq!(metric(&text, "switchboard_tx_frames_total{socket=\"outbound\"}"), 5.0, "{text}");
     assert_eq!(metric(&text, "switchboard_rx_frames_total{socket=\"outbound\"}"), 5.0, "{text}");
     assert_eq!(metric(&text, "switchboard_tx_frames_total{socket=\"inbound\"}"), 6.0, "{text}");
-    assert_eq!(metric(&text, "switchboard_outbound_connects_total{result=\"open\",cause=\"\"}"), 1.0, "{text}");
-    assert_eq!(metric(&text, "switchboard_outbound_connects_total{result=\"denied\",cause=\"not-allowed\"}"), 1.0, "{text}");
+    assert_eq!(metric(&text, "switchboard_outbound_connects_total{leg=\"outbound\",result=\"open\",cause=\"\"}"), 1.0, "{text}");
+    assert_eq!(
+        metric(&text, "switchboard_outbound_connects_total{leg=\"outbound\",result=\"denied\",cause=\"not-allowed\"}"),
+        1.0,
+        "{text}"
+    );
     assert_eq!(metric(&text, "switchboard_outbound_handshake_seconds_count"), 1.0, "{text}");
     assert_strict_openmetrics(&text).await
 }

@@ -56,17 +56,17 @@ async fn relays_over_wss_with_injected_secret_headers() -> anyhow::Result<()> {
     assert_eq!(handshake.header("sec-websocket-protocol"), Some("stt"));
 
     let open = host.marker("outbound.open", |_| true).await?;
-    assert!(open.attr("handshake_ms").and_then(|ms| ms.parse::<f64>().ok()).is_some(), "{open:?}");
-    assert_eq!(open.attr("protocol"), Some("stt"));
+    assert!(open.shown("handshake_ms").as_deref().and_then(|ms| ms.parse::<f64>().ok()).is_some(), "{open:?}");
+    assert_eq!(open.shown("protocol").as_deref(), Some("stt"));
     let connected = host.marker("relay.connected", |_| true).await?;
-    assert_eq!(connected.attr("protocol"), Some("stt"));
+    assert_eq!(connected.shown("protocol").as_deref(), Some("stt"));
 
     // Closing the caller closes the upstream leg too.
     caller.close(1000, "bye").await?;
     assert_eq!(caller.expect_close().await?.code, 1000);
     let closed = host.marker("outbound.closed", |_| true).await?;
-    assert_eq!(closed.attr("code"), Some("1000"));
-    assert_eq!(closed.attr("by"), Some("local"));
+    assert_eq!(closed.shown("code").as_deref(), Some("1000"));
+    assert_eq!(closed.shown("by").as_deref(), Some("local"));
     Ok(())
 }
 
@@ -97,7 +97,7 @@ async fn an_unknown_ca_is_a_tls_error() -> anyhow::Result<()> {
     assert!(report.contains("TlsError"), "{report}");
     assert!(report.contains("UnknownIssuer"), "the reason names the cause: {report}");
     let failed = host.marker("outbound.failed", |_| true).await?;
-    assert_eq!(failed.attr("cause"), Some("tls-error"));
+    assert_eq!(failed.shown("cause").as_deref(), Some("tls-error"));
     assert!(upstream.handshakes().is_empty(), "no WebSocket handshake over an untrusted TLS session");
     Ok(())
 }
@@ -112,7 +112,7 @@ async fn a_server_that_never_answers_times_out_at_the_deadline() -> anyhow::Resu
     assert!(started.elapsed() >= Duration::from_millis(400), "not before the deadline");
     assert_eq!(upstream.connections(), 1, "the TCP connection was made");
     let failed = host.marker("outbound.failed", |_| true).await?;
-    assert_eq!(failed.attr("cause"), Some("connect-timeout"));
+    assert_eq!(failed.shown("cause").as_deref(), Some("connect-timeout"));
     Ok(())
 }
 
@@ -137,9 +137,9 @@ async fn a_401_is_handshake_rejected_with_status_and_headers() -> anyhow::Result
     assert!(report.contains("INVALID_AUTH"), "the body excerpt is included: {report}");
     assert!(!report.contains("sk-test-123"), "the secret is not echoed to the guest: {report}");
     let failed = host.marker("outbound.failed", |_| true).await?;
-    assert_eq!(failed.attr("cause"), Some("handshake-rejected"));
-    assert_eq!(failed.attr("status"), Some("401"));
-    assert_eq!(failed.attr("header"), Some("dg-error: Invalid credentials."));
+    assert_eq!(failed.shown("cause").as_deref(), Some("handshake-rejected"));
+    assert_eq!(failed.shown("status").as_deref(), Some("401"));
+    assert_eq!(failed.shown("header").as_deref(), Some("dg-error: Invalid credentials."));
     Ok(())
 }
 
@@ -162,7 +162,7 @@ async fn an_unknown_host_is_a_dns_error() -> anyhow::Result<()> {
     let report = connect_failure(&host).await?;
     assert!(report.contains("DnsError"), "{report}");
     let failed = host.marker("outbound.failed", |_| true).await?;
-    assert_eq!(failed.attr("cause"), Some("dns-error"));
+    assert_eq!(failed.shown("cause").as_deref(), Some("dns-error"));
     Ok(())
 }
 
@@ -177,8 +177,8 @@ async fn an_upstream_close_reaches_the_guest_with_its_code() -> anyhow::Result<(
     let closed = caller.expect_close().await?;
     assert_eq!(closed.code, 1011, "1006 from upstream is passed on as 1011: {closed:?}");
     let marker = host.marker("outbound.closed", |_| true).await?;
-    assert_eq!(marker.attr("code"), Some("1006"));
-    assert_eq!(marker.attr("by"), Some("network"));
+    assert_eq!(marker.shown("code").as_deref(), Some("1006"));
+    assert_eq!(marker.shown("by").as_deref(), Some("network"));
     Ok(())
 }
 
@@ -219,7 +219,7 @@ async fn a_slow_reader_stalls_only_its_own_direction() -> anyhow::Result<()> {
     assert!(accepted < 4096, "the caller was pushed back: {accepted} chunks accepted");
     flood.abort();
     let backpressure = host.marker("relay.backpressure", |_| true).await?;
-    let queued: u64 = backpressure.attr("queued").unwrap_or("0").parse()?;
+    let queued: u64 = backpressure.shown("queued").as_deref().unwrap_or("0").parse()?;
     assert!(queued <= queue_limit + 16 * 1024, "the send queue stays bounded: {queued} bytes");
     Ok(())
 }

@@ -75,19 +75,19 @@ async fn a_call_reaches_deepgram_whole_and_comes_back_as_transcripts() -> anyhow
     }
 
     let start = s.host.marker("twilio.start", |_| true).await?;
-    assert_eq!(start.attr("call_sid"), Some("CA00000000000000000000000000000001"));
-    assert_eq!(start.attr("parameter"), Some("FirstName=Jane"));
+    assert_eq!(start.shown("call_sid").as_deref(), Some("CA00000000000000000000000000000001"));
+    assert_eq!(start.shown("parameter").as_deref(), Some("FirstName=Jane"));
     s.host.marker("twilio.first-media", |_| true).await?;
     s.host.marker("deepgram.open", |_| true).await?;
     s.host.marker("deepgram.first-result", |_| true).await?;
     let utterance = s.host.marker("utterance", |_| true).await?;
-    assert_eq!(utterance.attr("call_sid"), Some("CA00000000000000000000000000000001"));
+    assert_eq!(utterance.shown("call_sid").as_deref(), Some("CA00000000000000000000000000000001"));
     let texts: Vec<String> =
-        s.host.timeline().find(|m| m.name == "utterance").iter().filter_map(|m| m.attr("text").map(str::to_owned)).collect();
+        s.host.timeline().find(|m| m.name == "utterance").iter().filter_map(|m| m.shown("text").as_deref().map(str::to_owned)).collect();
     assert_eq!(texts, script, "every scripted result came back as an utterance, in order");
     let summary = s.summary().await?;
-    assert_eq!(summary.attr("lost_bytes"), Some("0"));
-    assert_eq!(summary.attr("audio_bytes"), Some(record.sent_audio.len().to_string().as_str()));
+    assert_eq!(summary.shown("lost_bytes").as_deref(), Some("0"));
+    assert_eq!(summary.shown("audio_bytes").as_deref(), Some(record.sent_audio.len().to_string().as_str()));
     Ok(())
 }
 
@@ -100,12 +100,12 @@ async fn a_1011_mid_call_reconnects_and_replays_without_loss() -> anyhow::Result
     assert_eq!(sessions.len(), 2, "one reconnect");
     assert_eq!(sessions[0].closed.as_ref().map(|c| c.0), Some(1011));
     assert_eq!(s.deepgram.delivered_audio(), record.sent_audio, "nothing lost across the reconnect");
-    let closed = s.host.marker("deepgram.closed", |m| m.attr("code") == Some("1011")).await?;
-    assert_eq!(closed.attr("reason"), Some("NET-0000"));
+    let closed = s.host.marker("deepgram.closed", |m| m.shown("code").as_deref() == Some("1011")).await?;
+    assert_eq!(closed.shown("reason").as_deref(), Some("NET-0000"));
     s.host.marker("deepgram.reconnect", |_| true).await?;
     let replay = s.host.marker("deepgram.replay", |_| true).await?;
-    assert!(replay.attr("replay_bytes").unwrap_or("0").parse::<u64>()? > 0, "{replay:?}");
-    assert_eq!(s.summary().await?.attr("lost_bytes"), Some("0"));
+    assert!(replay.shown("replay_bytes").as_deref().unwrap_or("0").parse::<u64>()? > 0, "{replay:?}");
+    assert_eq!(s.summary().await?.shown("lost_bytes").as_deref(), Some("0"));
     Ok(())
 }
 
@@ -114,10 +114,10 @@ async fn a_handshake_that_never_answers_times_out_and_retries() -> anyhow::Resul
     let s = setup(DeepgramSim::new().blackhole_first(1), |spec| spec.limit("connect_timeout_ms", 500)).await?;
     let record = s.call(speech(3.0)).run().await?;
     let failed = s.host.marker("deepgram.connect-failed", |_| true).await?;
-    assert_eq!(failed.attr("cause"), Some("connect-timeout"));
+    assert_eq!(failed.shown("cause").as_deref(), Some("connect-timeout"));
     assert_eq!(s.deepgram.connections(), 2);
     assert_eq!(s.deepgram.delivered_audio(), record.sent_audio, "audio buffered during the timeout arrives");
-    assert_eq!(s.summary().await?.attr("lost_bytes"), Some("0"));
+    assert_eq!(s.summary().await?.shown("lost_bytes").as_deref(), Some("0"));
     Ok(())
 }
 
@@ -135,13 +135,13 @@ async fn a_401_is_recorded_and_not_retried() -> anyhow::Result<()> {
     let record = TwilioCall::new(&host.url("/twilio/media")).audio(speech(2.0)).run().await?;
     assert_eq!(record.close.as_ref().map(|c| c.0), Some(1000), "the call still ends cleanly");
     let rejected = host.marker("deepgram.rejected", |_| true).await?;
-    assert_eq!(rejected.attr("status"), Some("401"));
-    assert_eq!(rejected.attr("dg_error"), Some("Invalid credentials."));
+    assert_eq!(rejected.shown("status").as_deref(), Some("401"));
+    assert_eq!(rejected.shown("dg_error").as_deref(), Some("Invalid credentials."));
     let failed = host.marker("outbound.failed", |_| true).await?;
-    assert_eq!(failed.attr("cause"), Some("handshake-rejected"));
+    assert_eq!(failed.shown("cause").as_deref(), Some("handshake-rejected"));
     assert_eq!(deepgram.handshakes().len(), 1, "no retry storm");
     let summary = host.marker("pipeline.summary", |_| true).await?;
-    assert_eq!(summary.attr("lost_bytes"), Some(record.sent_audio.len().to_string().as_str()), "the loss is stated exactly");
+    assert_eq!(summary.shown("lost_bytes").as_deref(), Some(record.sent_audio.len().to_string().as_str()), "the loss is stated exactly");
     Ok(())
 }
 
@@ -162,8 +162,8 @@ async fn an_idle_close_like_the_real_service_is_recovered() -> anyhow::Result<()
     let sim = DeepgramSim::new().idle_timeout(Duration::from_millis(1_000));
     let s = setup(sim, |spec| spec.setting("keepalive_ms", "9000")).await?;
     let record = s.call(speech(2.0)).gap_at(Duration::from_millis(1_000), Duration::from_millis(2_500)).run().await?;
-    let closed = s.host.marker("deepgram.closed", |m| m.attr("code") == Some("1011")).await?;
-    assert_eq!(closed.attr("reason"), Some("NET-0001"));
+    let closed = s.host.marker("deepgram.closed", |m| m.shown("code").as_deref() == Some("1011")).await?;
+    assert_eq!(closed.shown("reason").as_deref(), Some("NET-0001"));
     assert!(s.deepgram.sessions().len() >= 2);
     assert_eq!(s.deepgram.delivered_audio(), record.sent_audio, "nothing lost to the idle close");
     Ok(())
@@ -175,7 +175,7 @@ async fn a_caller_hanging_up_without_stop_still_gets_the_stream_closed() -> anyh
     let record = s.call(speech(1.5)).ending(Ending::Vanish).run().await?;
     s.host.marker("twilio.closed", |_| true).await?;
     let summary = s.summary().await?;
-    assert_eq!(summary.attr("lost_bytes"), Some("0"));
+    assert_eq!(summary.shown("lost_bytes").as_deref(), Some("0"));
     let sessions = s.deepgram.sessions();
     assert!(sessions[0].controls.contains(&"CloseStream".to_owned()));
     assert_eq!(s.deepgram.delivered_audio(), record.sent_audio);
@@ -207,7 +207,7 @@ async fn twenty_concurrent_calls_stay_isolated() -> anyhow::Result<()> {
     assert!(sent == delivered, "each call's audio reached its own Deepgram session whole");
     let summaries = s.host.timeline().find(|m| m.name == "pipeline.summary");
     assert_eq!(summaries.len(), 20);
-    assert!(summaries.iter().all(|m| m.attr("lost_bytes") == Some("0")));
+    assert!(summaries.iter().all(|m| m.shown("lost_bytes").as_deref() == Some("0")));
     Ok(())
 }
 
@@ -275,12 +275,12 @@ async fn a_shutdown_drains_then_closes_live_calls_and_deepgram_gets_close_stream
     assert!(TwilioCall::new(&url).audio(speech(0.2)).run().await.is_err(), "new calls are refused (503)");
     host.marker("call.draining", |_| true).await?;
     let closed = host.marker("call.closed", |_| true).await?;
-    assert_eq!(closed.attr("code"), Some("1001"), "{closed:?}");
+    assert_eq!(closed.shown("code").as_deref(), Some("1001"), "{closed:?}");
     let _ = call.await?; // the caller saw its socket closed mid-stream
     let session = &deepgram.sessions()[0];
     assert_eq!(session.controls.iter().rev().take(2).collect::<Vec<_>>(), ["CloseStream", "Finalize"], "Deepgram got CloseStream");
     assert_eq!(session.finalized, session.audio.len(), "everything Deepgram got was finalized");
     let summary = host.marker("pipeline.summary", |_| true).await?;
-    assert_eq!(summary.attr("lost_bytes"), Some("0"), "{summary:?}");
+    assert_eq!(summary.shown("lost_bytes").as_deref(), Some("0"), "{summary:?}");
     Ok(())
 }

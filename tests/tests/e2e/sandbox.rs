@@ -50,8 +50,8 @@ async fn a_looping_guest_is_stopped_and_others_keep_flowing() -> anyhow::Result<
         assert_eq!(closed.code, 1011, "{closed:?}");
     }
     let trap = host.marker("guest.trap", |_| true).await?;
-    assert_eq!(trap.attr("cause"), Some("cpu-budget"), "{trap:?}");
-    assert!(trap.attr("detail").unwrap_or_default().contains("without waiting"), "{trap:?}");
+    assert_eq!(trap.shown("cause").as_deref(), Some("cpu-budget"), "{trap:?}");
+    assert!(trap.shown("detail").as_deref().unwrap_or_default().contains("without waiting"), "{trap:?}");
     assert!(echo_round_trips(&host, Duration::from_millis(50)).await? > 0, "the host still serves");
     Ok(())
 }
@@ -62,7 +62,7 @@ async fn a_memory_bomb_hits_the_memory_limit() -> anyhow::Result<()> {
     let mut bomb = TestClient::connect(&host.url("/hostile")).await?;
     assert_eq!(bomb.expect_close().await?.code, 1011);
     let trap = host.marker("guest.trap", |_| true).await?;
-    assert_eq!(trap.attr("cause"), Some("memory-limit"), "{trap:?}");
+    assert_eq!(trap.shown("cause").as_deref(), Some("memory-limit"), "{trap:?}");
     assert!(echo_round_trips(&host, Duration::from_millis(50)).await? > 0);
     Ok(())
 }
@@ -86,7 +86,7 @@ async fn a_trap_closes_1011_and_frees_the_instance() -> anyhow::Result<()> {
     }
     let traps = host.timeline().find(|m| m.name == "guest.trap");
     assert_eq!(traps.len(), 3);
-    assert!(traps.iter().all(|t| t.attr("cause") == Some("trap")), "{traps:?}");
+    assert!(traps.iter().all(|t| t.shown("cause").as_deref() == Some("trap")), "{traps:?}");
     Ok(())
 }
 
@@ -98,7 +98,7 @@ async fn a_target_not_on_the_allowlist_is_denied() -> anyhow::Result<()> {
     assert_eq!(caller.next_text().await?, "ErrorCode::Denied");
     assert_eq!(upstream.connections(), 0, "nothing reached the network");
     let denied = host.marker("outbound.denied", |_| true).await?;
-    assert_eq!(denied.attr("cause"), Some("not-allowed"));
+    assert_eq!(denied.shown("cause").as_deref(), Some("not-allowed"));
     Ok(())
 }
 
@@ -193,11 +193,11 @@ async fn a_trapped_guest_s_outbound_sockets_are_closed_cleanly() -> anyhow::Resu
     let mut caller = TestClient::connect(&host.url("/hostile")).await?;
     assert_eq!(caller.expect_close().await?.code, 1011);
     let connected = host.marker("hostile.connected", |_| true).await?;
-    assert_eq!(connected.attr("ok"), Some("true"));
+    assert_eq!(connected.shown("ok").as_deref(), Some("true"));
     upstream.wait_until("a close frame from the host", |s| !s.closes().is_empty()).await?;
     assert_eq!(upstream.closes(), [1000]);
     let closed = host.marker("outbound.closed", |_| true).await?;
-    assert_eq!(closed.attr("by"), Some("local"));
+    assert_eq!(closed.shown("by").as_deref(), Some("local"));
     Ok(())
 }
 
@@ -211,8 +211,8 @@ async fn special_addresses_need_a_rule_that_names_them() -> anyhow::Result<()> {
         let mut caller = TestClient::connect(&host.url("/hostile")).await?;
         assert_eq!(caller.next_text().await?, "ErrorCode::Denied", "{target}");
         let denied = host.marker("outbound.denied", |_| true).await?;
-        assert_eq!(denied.attr("cause"), Some("special-address"), "{denied:?}");
-        assert!(denied.attr("detail").unwrap_or_default().contains("127.0.0.1"), "{denied:?}");
+        assert_eq!(denied.shown("cause").as_deref(), Some("special-address"), "{denied:?}");
+        assert!(denied.shown("detail").as_deref().unwrap_or_default().contains("127.0.0.1"), "{denied:?}");
         assert!(host.timeline().find(|m| m.name == "outbound.failed").is_empty(), "one marker for a refusal");
     }
     assert_eq!(upstream.connections(), 0, "nothing reached the loopback server");

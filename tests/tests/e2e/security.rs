@@ -106,7 +106,7 @@ async fn the_operator_listener_needs_its_token_where_one_is_set() -> anyhow::Res
 
 /// The stored summary of the call whose `call.deadline` marker matches `deadline`.
 async fn stored_deadline_call(host: &TestHost, deadline: &str) -> anyhow::Result<serde_json::Value> {
-    let marker = host.marker("call.deadline", |m| m.attr("deadline") == Some(deadline)).await?;
+    let marker = host.marker("call.deadline", |m| m.shown("deadline").as_deref() == Some(deadline)).await?;
     host.marker("call.closed", |m| m.call == marker.call).await?;
     assert!(host.host().calls().flush(Duration::from_secs(10)), "the call store flushed");
     let stored: serde_json::Value = host.operator(None)?.get_json(&format!("/api/calls/{}", marker.call)).await?;
@@ -168,7 +168,8 @@ async fn callers_are_held_to_their_deadlines_while_other_calls_flow() -> anyhow:
     assert!(started.elapsed() >= Duration::from_millis(2_500), "not cut before the longest call");
 
     let mute = stored_deadline_call(&host, "first-message").await?;
-    assert_eq!((mute["outcome"].as_str(), mute["failing_leg"].as_str()), (Some("failed"), Some("twilio")), "{mute:#}");
+    // The echo guest names no inbound leg: the caller is `caller`.
+    assert_eq!((mute["outcome"].as_str(), mute["failing_leg"].as_str()), (Some("failed"), Some("caller")), "{mute:#}");
     assert!(mute["cause"].as_str().unwrap_or_default().contains("first-message deadline (400 ms)"), "{mute:#}");
     let stalled = stored_deadline_call(&host, "idle").await?;
     assert!(stalled["cause"].as_str().unwrap_or_default().contains("idle deadline (600 ms)"), "{stalled:#}");
@@ -213,8 +214,8 @@ async fn a_guest_that_prints_ten_mib_does_not_trap_and_its_log_is_capped() -> an
     assert_eq!(caller.next_text().await?, "printed", "print! never failed");
     caller.close(1000, "").await?;
     let output = host.marker("guest.output", |_| true).await?;
-    let logged: u64 = output.attr("logged_bytes").unwrap_or_default().parse()?;
-    let dropped: u64 = output.attr("dropped_bytes").unwrap_or_default().parse()?;
+    let logged: u64 = output.shown("logged_bytes").as_deref().unwrap_or_default().parse()?;
+    let dropped: u64 = output.shown("dropped_bytes").as_deref().unwrap_or_default().parse()?;
     assert!(logged <= 65_536, "{output:?}");
     assert_eq!(logged + dropped, 10 << 20, "every byte counted: {output:?}");
     assert!(host.timeline().find(|m| m.name == "guest.trap").is_empty(), "no trap");

@@ -127,7 +127,7 @@ async fn swaps_under_load_drop_no_call_and_lose_no_byte() -> anyhow::Result<()> 
 
     // Each call's timeline names its version, and old versions are freed once their calls end.
     let started = host.timeline().find(|m| m.name == "instance.started");
-    let per_version = |n: &str| started.iter().filter(|m| m.attr("version") == Some(n)).count();
+    let per_version = |n: &str| started.iter().filter(|m| m.shown("version").as_deref() == Some(n)).count();
     assert_eq!((per_version("1"), per_version("2"), per_version("3")), (13, 24, 13));
     // A caller sees its close a moment before the host records `call.closed`.
     let mut closed = Vec::new();

@@ -52,7 +52,7 @@ fn line(call: &CallSummary) -> String {
     format!(
         "{:<24} {:<36} {:>9} {:>7}  {:<11} {:<9} {}",
         call.call_id,
-        call.call_sid.as_deref().unwrap_or("-"),
+        call.references.first().map_or("-", |r| r.value.as_str()),
         when(call.started_ms),
         seconds(call.duration_ms),
         call.outcome,
@@ -64,7 +64,7 @@ fn line(call: &CallSummary) -> String {
 /// Recent calls, newest first: a header and a line each.
 fn list(calls: &[CallSummary]) -> Vec<String> {
     let mut lines =
-        vec![format!("{:<24} {:<36} {:>9} {:>7}  {:<11} {:<9} {}", "CALL", "CALL SID", "STARTED", "LENGTH", "OUTCOME", "LEG", "CAUSE")];
+        vec![format!("{:<24} {:<36} {:>9} {:>7}  {:<11} {:<9} {}", "CALL", "REFERENCE", "STARTED", "LENGTH", "OUTCOME", "LEG", "CAUSE")];
     lines.extend(calls.iter().map(line));
     if calls.is_empty() {
         lines.push("(no calls)".to_owned());
@@ -79,11 +79,11 @@ fn show(call: &CallSummary, timeline: &[StoredMarker]) -> Vec<String> {
         (Some(leg), Some(cause)) => lines.push(format!("{} on the {leg} leg: {cause}", call.outcome.to_uppercase())),
         _ => lines.push(format!("{}: no failure recorded", call.outcome.to_uppercase())),
     }
+    let references: Vec<String> = call.references.iter().map(|r| format!("{} {}", r.kind, r.value)).collect();
     lines.push(format!(
-        "{}  call sid {}  stream sid {}  component {} v{}  closed {}  lasted {}",
+        "{}  {}  component {} v{}  closed {}  lasted {}",
         call.call_id,
-        call.call_sid.as_deref().unwrap_or("-"),
-        call.stream_sid.as_deref().unwrap_or("-"),
+        if references.is_empty() { "no references".to_owned() } else { references.join("  ") },
         call.component.as_deref().unwrap_or("-"),
         call.version.as_deref().unwrap_or("-"),
         call.close_code.map_or("-".to_owned(), |c| c.to_string()),

@@ -18,6 +18,7 @@ use switchboard_sim::tls::TestCa;
 use switchboard_sim::twilio::TwilioCall;
 use tokio::sync::broadcast::error::RecvError;
 
+use switchboard::observe::timeline::{Value, truncate_utf8};
 use switchboard::{Config, Listeners, Marker, MarkerSource, Switchboard};
 use switchboard_sim::CALLER_SPEECH;
 
@@ -43,14 +44,12 @@ struct DemoReport {
     delivered_exactly: bool,
     /// Deepgram sessions (more than one after a reconnect).
     sessions: usize,
-    /// Handshake time of the first Deepgram connection, ms.
+    /// Handshake time of the first outbound connection, ms.
     handshake_ms: Option<f64>,
-    /// Time from the first audio to the first result, ms.
-    first_result_ms: Option<f64>,
-    /// Utterances transcribed.
-    utterances: usize,
-    /// The pipeline's own count of lost bytes.
-    lost_bytes: Option<u64>,
+    /// Lines of the transcript.
+    transcript_lines: usize,
+    /// How the call store classified the call.
+    outcome: String,
     /// The inbound close code the caller saw.
     close_code: Option<u16>,
 }
@@ -128,8 +127,23 @@ async fn call(options: DemoOptions, mut out: impl FnMut(&str) + Send) -> anyhow:
     report.delivered_exactly = delivered == record.sent_audio;
     report.sessions = deepgram.sessions().len();
     report.close_code = record.close.as_ref().map(|c| c.0);
+    report.outcome = stored_outcome(&host);
     out(&summary(&report));
     Ok(report)
+}
+
+/// The call store's verdict on the demo's call, in words.
+fn stored_outcome(host: &Switchboard) -> String {
+    if !host.calls().flush(Duration::from_secs(5)) {
+        return "n/a (the call store did not answer)".to_owned();
+    }
+    match host.calls().list(&Default::default()).ok().and_then(|calls| calls.into_iter().next()) {
+        Some(call) => match (call.failing_leg, call.cause) {
+            (Some(leg), Some(cause)) => format!("{} on the {leg} leg: {cause}", call.outcome),
+            _ => call.outcome,
+        },
+        None => "n/a".to_owned(),
+    }
 }
 
 fn demo_config(origin: &str, listen_url: &str, ca: &Path) -> anyhow::Result<Config> {
@@ -172,64 +186,46 @@ fn toml_string(value: &str) -> String {
     serde_json::Value::String(value.to_owned()).to_string()
 }
 
-/// Markers worth a line in the demo, with the attributes that tell the story.
+/// One line per marker: when, who, which lane, what, and its first attributes.
 fn note(marker: &Marker, report: &mut DemoReport, out: &mut impl FnMut(&str)) {
-    let keys: &[&str] = match marker.name.as_str() {
-        "call.accepted" => &["remote", "path"],
-        "instance.started" => &["component", "instantiate_us"],
-        "twilio.connected" | "twilio.first-media" => &[],
-        "twilio.start" => &["call_sid", "stream_sid", "encoding", "sample_rate"],
-        "twilio.stop" => &["media_messages"],
-        "deepgram.connecting" => &["attempt"],
-        "outbound.open" => &["target", "handshake_ms"],
-        "outbound.failed" => &["cause", "detail"],
-        "outbound.closed" => &["code", "reason", "by"],
-        "deepgram.open" => &["connect_ms", "session"],
-        "deepgram.first-result" => &["ms_since_first_audio"],
-        "deepgram.speech-started" => &["at"],
-        "utterance" => &["text", "start", "end"],
-        "deepgram.closed" | "call.closed" => &["code", "reason", "by"],
-        "deepgram.reconnect" => &["attempt", "delay_ms", "unconfirmed_bytes"],
-        "deepgram.replay" => &["replay_bytes", "lost_bytes"],
-        "deepgram.close-stream" => &["audio_bytes"],
-        "pipeline.summary" => &["audio_bytes", "replayed_bytes", "lost_bytes", "reconnects", "transcripts"],
-        "guest.trap" => &["cause", "detail"],
-        _ => return,
-    };
-    match marker.name.as_str() {
-        "outbound.open" if report.handshake_ms.is_none() => {
-            report.handshake_ms = marker.attr("handshake_ms").and_then(|v| v.parse().ok());
-        }
-        "deepgram.first-result" => report.first_result_ms = marker.attr("ms_since_first_audio").and_then(|v| v.parse().ok()),
-        "utterance" => report.utterances += 1,
-        "pipeline.summary" => report.lost_bytes = marker.attr("lost_bytes").and_then(|v| v.parse().ok()),
-        _ => {}
+    if marker.source == MarkerSource::Host && marker.name == "outbound.open" && report.handshake_ms.is_none() {
+        report.handshake_ms = marker.number("handshake_ms");
+    }
+    if marker.source == MarkerSource::Guest && marker.name == "transcript.entry" {
+        report.transcript_lines += 1;
     }
     let source = match marker.source {
         MarkerSource::Host => "host ",
         MarkerSource::Guest => "guest",
     };
-    let mut line = format!("{:>8.3}s  {source}  {:<24}", marker.offset.as_secs_f64(), marker.name);
-    for key in keys {
-        if let Some(value) = marker.attr(key) {
-            let _ = write!(line, " {key}={value}");
-        }
+    let mut line = format!("{:>8.3}s  {source}  {:<9} {:<24}", marker.offset.as_secs_f64(), marker.leg, marker.name);
+    for (key, value) in marker.attributes.iter().take(MAX_SHOWN_ATTRIBUTES) {
+        let mut value = match value {
+            Value::Number(n) => format!("{n:.3}"),
+            other => other.to_string(),
+        };
+        truncate_utf8(&mut value, MAX_SHOWN_VALUE);
+        let _ = write!(line, " {key}={value}");
     }
     out(line.trim_end());
 }
 
+/// Attributes shown per marker line.
+const MAX_SHOWN_ATTRIBUTES: usize = 4;
+/// Characters shown per attribute value.
+const MAX_SHOWN_VALUE: usize = 48;
+
 fn summary(report: &DemoReport) -> String {
     let ms = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.1} ms"));
     format!(
-        "\nSummary\n  caller audio sent       {} bytes\n  audio Deepgram covered  {} bytes ({})\n  Deepgram sessions       {}\n  wss handshake           {}\n  first result            {} after the first audio\n  utterances              {}\n  lost (pipeline's count) {}\n  call closed with        {}",
+        "\nSummary\n  caller audio sent       {} bytes\n  audio Deepgram covered  {} bytes ({})\n  Deepgram sessions       {}\n  wss handshake           {}\n  transcript lines        {}\n  call store says         {}\n  call closed with        {}",
         report.caller_bytes,
         report.delivered_bytes,
         if report.delivered_exactly { "exactly the caller's audio" } else { "DIFFERS from the caller's audio" },
         report.sessions,
         ms(report.handshake_ms),
-        ms(report.first_result_ms),
-        report.utterances,
-        report.lost_bytes.map_or("n/a".to_owned(), |b| format!("{b} bytes")),
+        report.transcript_lines,
+        report.outcome,
         report.close_code.map_or("n/a".to_owned(), |c| c.to_string()),
     )
 }

@@ -1,12 +1,23 @@
-//! The SQL: schema, queries and retention.
+//! The SQL: schema (and its migrations), writes, queries and retention.
+//!
+//! Version 2 (`PRAGMA user_version`) keeps a call's references in `call_refs` and typed
+//! marker attributes; a version 1 database (Twilio SIDs in `calls`, text attributes) is
+//! migrated in place when opened, and its old rows read as they were.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, Row, Transaction, params};
 
-use super::{CallFilter, CallSummary, Retention, StoredMarker, parse_call_id};
+use super::{CallFilter, CallSummary, Reference, Retention, StoredMarker, parse_call_id};
+use crate::observe::marker::Marker;
+
+/// The schema this code writes.
+const VERSION: i64 = 2;
 
 pub(super) fn create_or_migrate(connection: &Connection) -> rusqlite::Result<()> {
     connection.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let has_calls: bool =
+        connection.query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'calls'", [], |row| row.get(0))?;
     connection.execute_batch(
         "CREATE TABLE IF NOT EXISTS calls (
             call_id INTEGER PRIMARY KEY,
@@ -15,16 +26,20 @@ pub(super) fn create_or_migrate(connection: &Connection) -> rusqlite::Result<()>
             path TEXT,
             component TEXT,
             version TEXT,
-            call_sid TEXT,
-            stream_sid TEXT,
             close_code INTEGER,
             outcome TEXT NOT NULL DEFAULT 'live',
             failing_leg TEXT,
             cause TEXT
         );
         CREATE INDEX IF NOT EXISTS calls_started ON calls (started_ms);
-        CREATE INDEX IF NOT EXISTS calls_call_sid ON calls (call_sid);
-        CREATE INDEX IF NOT EXISTS calls_stream_sid ON calls (stream_sid);
+        CREATE TABLE IF NOT EXISTS call_refs (
+            call_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (call_id, seq)
+        );
+        CREATE INDEX IF NOT EXISTS call_refs_value ON call_refs (value);
         CREATE TABLE IF NOT EXISTS markers (
             call_id INTEGER NOT NULL,
             seq INTEGER NOT NULL,
@@ -35,40 +50,110 @@ pub(super) fn create_or_migrate(connection: &Connection) -> rusqlite::Result<()>
             name TEXT NOT NULL,
             attributes TEXT NOT NULL,
             PRIMARY KEY (call_id, seq)
-        );
-        CREATE TABLE IF NOT EXISTS meta (flushes INTEGER NOT NULL);
-        INSERT INTO meta (flushes) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM meta);",
+        );",
     )?;
+    if has_calls && version < 2 {
+        // Version 1 kept Twilio's SIDs in columns of `calls`: they become references.
+        connection.execute_batch(
+            "INSERT OR IGNORE INTO call_refs (call_id, seq, kind, value)
+               SELECT call_id, -2, 'call_sid', call_sid FROM calls WHERE call_sid IS NOT NULL;
+             INSERT OR IGNORE INTO call_refs (call_id, seq, kind, value)
+               SELECT call_id, -1, 'stream_sid', stream_sid FROM calls WHERE stream_sid IS NOT NULL;",
+        )?;
+    }
+    connection.pragma_update(None, "user_version", VERSION)?;
     // A host that stopped mid-call left rows marked live: they are not live any more.
     connection.execute("UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'live'", [])?;
     Ok(())
 }
 
-const SUMMARY_COLUMNS: &str =
-    "call_id, call_sid, stream_sid, started_ms, ended_ms, outcome, failing_leg, cause, component, version, close_code";
+fn attributes_json(marker: &Marker) -> String {
+    serde_json::to_string(&marker.attributes).unwrap_or_else(|_| "[]".to_owned())
+}
 
-fn summary(row: &Row<'_>, now_ms: i64) -> rusqlite::Result<CallSummary> {
-    let started: i64 = row.get(3)?;
-    let ended: Option<i64> = row.get(4)?;
-    let outcome: String = row.get(5)?;
+pub(super) fn insert_marker(transaction: &Transaction<'_>, marker: &Marker, seq: i64) -> rusqlite::Result<()> {
+    transaction.execute(
+        "INSERT OR REPLACE INTO markers (call_id, seq, unix_ms, offset_ms, source, leg, name, attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            marker.call.0 as i64,
+            seq,
+            marker.unix_ms as i64,
+            marker.offset.as_secs_f64() * 1e3,
+            marker.source.to_string(),
+            marker.leg,
+            marker.name,
+            attributes_json(marker)
+        ],
+    )?;
+    Ok(())
+}
+
+/// A marker that arrives after its call's summary is final.
+pub(super) fn append_late_marker(transaction: &Transaction<'_>, marker: &Marker) -> rusqlite::Result<()> {
+    transaction.execute(
+        "INSERT INTO markers (call_id, seq, unix_ms, offset_ms, source, leg, name, attributes)
+         SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7 FROM markers WHERE call_id = ?1",
+        params![
+            marker.call.0 as i64,
+            marker.unix_ms as i64,
+            marker.offset.as_secs_f64() * 1e3,
+            marker.source.to_string(),
+            marker.leg,
+            marker.name,
+            attributes_json(marker)
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn insert_call(transaction: &Transaction<'_>, marker: &Marker) -> rusqlite::Result<()> {
+    transaction.execute(
+        "INSERT OR IGNORE INTO calls (call_id, started_ms, path, component, outcome) VALUES (?1, ?2, ?3, ?4, 'live')",
+        params![marker.call.0 as i64, marker.unix_ms as i64, marker.text("path"), marker.text("component")],
+    )?;
+    Ok(())
+}
+
+/// A `call.identified` marker's reference.
+pub(super) fn insert_reference(transaction: &Transaction<'_>, marker: &Marker, seq: i64) -> rusqlite::Result<()> {
+    let (Some(kind), Some(value)) = (marker.text("kind"), marker.text("value")) else { return Ok(()) };
+    transaction.execute(
+        "INSERT OR REPLACE INTO call_refs (call_id, seq, kind, value) VALUES (?1, ?2, ?3, ?4)",
+        params![marker.call.0 as i64, seq, kind, value],
+    )?;
+    Ok(())
+}
+
+const SUMMARY_COLUMNS: &str = "call_id, started_ms, ended_ms, outcome, failing_leg, cause, component, version, close_code";
+
+fn summary(connection: &Connection, row: &Row<'_>, now_ms: i64) -> rusqlite::Result<CallSummary> {
+    let call_id: i64 = row.get(0)?;
+    let started: i64 = row.get(1)?;
+    let ended: Option<i64> = row.get(2)?;
+    let outcome: String = row.get(3)?;
     let duration = match (ended, outcome.as_str()) {
         (Some(ended), _) => Some(ended - started),
         (None, "live") => Some(now_ms - started),
         (None, _) => None,
     };
     Ok(CallSummary {
-        call_id: format!("call-{}", row.get::<_, i64>(0)?),
-        call_sid: row.get(1)?,
-        stream_sid: row.get(2)?,
+        call_id: format!("call-{call_id}"),
+        references: references(connection, call_id)?,
         started_ms: started,
         duration_ms: duration,
         outcome,
-        failing_leg: row.get(6)?,
-        cause: row.get(7)?,
-        component: row.get(8)?,
-        version: row.get(9)?,
-        close_code: row.get(10)?,
+        failing_leg: row.get(4)?,
+        cause: row.get(5)?,
+        component: row.get(6)?,
+        version: row.get(7)?,
+        close_code: row.get(8)?,
     })
+}
+
+fn references(connection: &Connection, call_id: i64) -> rusqlite::Result<Vec<Reference>> {
+    let mut statement = connection.prepare_cached("SELECT kind, value FROM call_refs WHERE call_id = ?1 ORDER BY seq")?;
+    let rows = statement.query_map(params![call_id], |row| Ok(Reference { kind: row.get(0)?, value: row.get(1)? }))?;
+    rows.collect()
 }
 
 pub(super) fn list(connection: &Connection, filter: &CallFilter, now_ms: i64) -> rusqlite::Result<Vec<CallSummary>> {
@@ -79,18 +164,23 @@ pub(super) fn list(connection: &Connection, filter: &CallFilter, now_ms: i64) ->
          ORDER BY started_ms DESC, call_id DESC LIMIT ?5"
     );
     let mut statement = connection.prepare_cached(&sql)?;
-    let rows = statement.query_map(
-        params![filter.outcome, filter.leg, filter.since_ms, filter.until_ms, filter.limit.unwrap_or(100).min(10_000)],
-        |row| summary(row, now_ms),
-    )?;
-    rows.collect()
+    let mut rows =
+        statement.query(params![filter.outcome, filter.leg, filter.since_ms, filter.until_ms, filter.limit.unwrap_or(100).min(10_000)])?;
+    let mut calls = Vec::new();
+    while let Some(row) = rows.next()? {
+        calls.push(summary(connection, row, now_ms)?);
+    }
+    Ok(calls)
 }
 
 pub(super) fn find(connection: &Connection, key: &str, now_ms: i64) -> rusqlite::Result<Option<CallSummary>> {
     let sql = format!(
-        "SELECT {SUMMARY_COLUMNS} FROM calls WHERE call_id = ?1 OR call_sid = ?2 OR stream_sid = ?2 ORDER BY started_ms DESC LIMIT 1"
+        "SELECT {SUMMARY_COLUMNS} FROM calls WHERE call_id = ?1 OR call_id IN (SELECT call_id FROM call_refs WHERE value = ?2)
+         ORDER BY started_ms DESC LIMIT 1"
     );
-    connection.query_row(&sql, params![parse_call_id(key).unwrap_or(-1), key], |row| summary(row, now_ms)).optional()
+    let mut statement = connection.prepare_cached(&sql)?;
+    let mut rows = statement.query(params![parse_call_id(key).unwrap_or(-1), key])?;
+    rows.next()?.map(|row| summary(connection, row, now_ms)).transpose()
 }
 
 pub(super) fn timeline(connection: &Connection, call_id: &str) -> rusqlite::Result<Vec<StoredMarker>> {
@@ -110,10 +200,6 @@ pub(super) fn timeline(connection: &Connection, call_id: &str) -> rusqlite::Resu
     rows.collect()
 }
 
-pub(super) fn flushes(connection: &Connection) -> rusqlite::Result<i64> {
-    connection.query_row("SELECT flushes FROM meta", [], |row| row.get(0))
-}
-
 pub(super) fn apply_retention(connection: &Connection, retention: Retention, now_ms: i64) -> rusqlite::Result<()> {
     let oldest = now_ms - retention.max_age.as_millis() as i64;
     connection.execute(
@@ -122,6 +208,7 @@ pub(super) fn apply_retention(connection: &Connection, retention: Retention, now
         params![oldest, retention.max_calls as i64],
     )?;
     connection.execute("DELETE FROM markers WHERE call_id NOT IN (SELECT call_id FROM calls)", [])?;
+    connection.execute("DELETE FROM call_refs WHERE call_id NOT IN (SELECT call_id FROM calls)", [])?;
     Ok(())
 }
 
@@ -129,4 +216,14 @@ pub(super) fn apply_retention(connection: &Connection, retention: Retention, now
 #[cfg(test)]
 pub(super) fn retention_now(connection: &Connection, retention: Retention, now_ms: i64) -> rusqlite::Result<()> {
     apply_retention(connection, retention, now_ms)
+}
+
+/// Finds a call row by its id (tests).
+#[cfg(test)]
+pub(super) fn exists(connection: &Connection, call_id: i64) -> rusqlite::Result<bool> {
+    use rusqlite::OptionalExtension;
+    Ok(connection
+        .query_row("SELECT call_id FROM calls WHERE call_id = ?1", params![call_id], |row| row.get::<_, i64>(0))
+        .optional()?
+        .is_some())
 }

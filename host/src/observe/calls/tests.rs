@@ -4,16 +4,24 @@ use std::time::Duration;
 
 use super::*;
 
-use crate::observe::timeline::test_marker as marker;
+use crate::observe::marker::{Marker, MarkerSource, test_marker as marker};
+
+fn report(id: u64, leg: &str, name: &str, attributes: &[(&str, &str)], at: u64) -> Marker {
+    let mut marker = marker(id, name, attributes, at);
+    marker.source = MarkerSource::Guest;
+    marker.leg = leg.to_owned();
+    marker
+}
 
 fn record_call(store: &CallStore, id: u64, started: u64, failing: bool) {
     store.record(&marker(id, "call.accepted", &[("path", "/twilio/media"), ("component", "voice")], started));
     store.record(&marker(id, "instance.started", &[("version", "2")], started + 1));
-    store.record(&marker(id, "twilio.start", &[("call_sid", &format!("CA{id}")), ("stream_sid", &format!("MZ{id}"))], started + 2));
+    store.record(&report(id, "guest", "call.identified", &[("kind", "call_sid"), ("value", &format!("CA{id}"))], started + 2));
+    store.record(&report(id, "guest", "call.identified", &[("kind", "stream_sid"), ("value", &format!("MZ{id}"))], started + 2));
     if failing {
-        store.record(&marker(id, "deepgram.rejected", &[("status", "401"), ("detail", "Invalid credentials.")], started + 3));
+        let detail = "Deepgram rejected the connection: HTTP 401 Invalid credentials.";
+        store.record(&report(id, "deepgram", "leg.fault", &[("impact", "failed"), ("cause", "rejected"), ("detail", detail)], started + 3));
     }
-    store.record(&marker(id, "twilio.stop", &[], started + 4));
     store.record(&marker(id, "call.closed", &[("code", "1000")], started + 5));
     // A late marker must not reopen the call.
     store.record(&marker(id, "outbound.closed", &[("code", "1000")], started + 6));
@@ -39,11 +47,13 @@ fn calls_are_stored_classified_and_found_by_id_or_sid() {
     let by_sid = store.find("CA1").expect("find").expect("call by sid");
     assert_eq!((by_sid.call_id.as_str(), by_sid.outcome.as_str()), ("call-1", "ok"));
     assert_eq!(store.find("MZ2").expect("find").map(|c| c.call_id), Some("call-2".to_owned()));
-    assert_eq!(store.find("call-2").expect("find").and_then(|c| c.call_sid), Some("CA2".to_owned()));
+    let found = store.find("call-2").expect("find").expect("call by id");
+    assert_eq!((found.reference("call_sid"), found.reference("stream_sid")), (Some("CA2"), Some("MZ2")));
     let timeline = store.timeline("call-2").expect("timeline");
     assert_eq!(timeline.len(), 7);
-    assert_eq!(timeline[3].leg, "deepgram");
+    assert_eq!(timeline[4].leg, "deepgram");
     assert_eq!(timeline[6].name, "outbound.closed");
+    assert_eq!(timeline[1].attributes[0].1, crate::observe::marker::Value::Integer(2), "numbers stay numbers");
 }
 
 #[test]
@@ -70,4 +80,37 @@ fn the_store_survives_a_restart_and_applies_retention() {
     schema::retention_now(&connection, Retention { max_age: Duration::from_millis(500), max_calls: 10 }, 3_000).expect("retention");
     let kept: i64 = connection.query_row("SELECT COUNT(*) FROM calls", [], |r| r.get(0)).expect("count");
     assert_eq!(kept, 0, "calls older than the age limit went");
+}
+
+#[test]
+fn a_version_1_database_is_migrated_and_its_calls_found_by_sid() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("calls.db");
+    {
+        let old = rusqlite::Connection::open(&path).expect("open");
+        old.execute_batch(
+            "CREATE TABLE calls (call_id INTEGER PRIMARY KEY, started_ms INTEGER NOT NULL, ended_ms INTEGER, path TEXT, component TEXT,
+               version TEXT, call_sid TEXT, stream_sid TEXT, close_code INTEGER, outcome TEXT NOT NULL DEFAULT 'live', failing_leg TEXT, cause TEXT);
+             CREATE TABLE markers (call_id INTEGER NOT NULL, seq INTEGER NOT NULL, unix_ms INTEGER NOT NULL, offset_ms REAL NOT NULL,
+               source TEXT NOT NULL, leg TEXT NOT NULL, name TEXT NOT NULL, attributes TEXT NOT NULL, PRIMARY KEY (call_id, seq));
+             CREATE TABLE meta (flushes INTEGER NOT NULL);
+             INSERT INTO calls VALUES (7, 1000, 2000, '/twilio/media', 'voice', '1', 'CAOLD', 'MZOLD', 1000, 'failed', 'deepgram', 'HTTP 401');
+             INSERT INTO markers VALUES (7, 1, 1000, 0.0, 'host', 'host', 'call.closed', '[[\"code\",\"1000\"]]');",
+        )
+        .expect("a version 1 database");
+    }
+    let store = CallStore::open(&path, Retention::default()).expect("opens and migrates");
+    let call = store.find("CAOLD").expect("find").expect("found by its old call SID");
+    assert_eq!(
+        (call.call_id.as_str(), call.reference("stream_sid"), call.failing_leg.as_deref()),
+        ("call-7", Some("MZOLD"), Some("deepgram"))
+    );
+    assert_eq!(call.references[0].kind, "call_sid", "the call SID first");
+    let timeline = store.timeline("call-7").expect("timeline");
+    assert_eq!(timeline[0].attributes[0].1, crate::observe::marker::Value::Text("1000".to_owned()), "old text values read as they were");
+    record_call(&store, 8, 3_000, false);
+    assert!(store.flush(Duration::from_secs(10)));
+    assert!(store.find("CA8").expect("find").is_some(), "and new calls are written");
+    let connection = store.reader.lock().expect("reader");
+    assert!(schema::exists(&connection, 8).expect("query"));
 }

@@ -7,12 +7,12 @@
 
 use switchboard_guest::io::{finish_connect, send_blocking};
 use switchboard_guest::outbound::{ConnectOptions, connect};
-use switchboard_guest::{Connection, ErrorCode, Handler, Message, RequestInfo, mark, setting};
+use switchboard_guest::{Connection, ErrorCode, Handler, Message, RequestInfo, Value, mark, setting};
 
 struct Autobahn;
 
 fn open(url: &str) -> Result<Connection, ErrorCode> {
-    let options = ConnectOptions { headers: Vec::new(), subprotocols: Vec::new(), timeout: None };
+    let options = ConnectOptions { headers: Vec::new(), subprotocols: Vec::new(), timeout: None, leg: None };
     connect(url, &options).and_then(|future| finish_connect(&future))
 }
 
@@ -51,13 +51,16 @@ impl Handler for Autobahn {
                 }
             })
             .unwrap_or(0);
-        mark("autobahn.cases", &[("count".into(), count.to_string())]);
+        mark("autobahn.cases", &[("count", Value::from(count.to_string()))]);
         for case in 1..=count {
             match open(&format!("{server}/runCase?case={case}&agent={agent}")) {
                 Ok(connection) => {
                     echo_until_closed(&connection);
                 }
-                Err(error) => mark("autobahn.connect-failed", &[("case".into(), case.to_string()), ("error".into(), format!("{error:?}"))]),
+                Err(error) => mark(
+                    "autobahn.connect-failed",
+                    &[("case", Value::from(case.to_string())), ("error", Value::from(format!("{error:?}")))],
+                ),
             }
         }
         if let Ok(connection) = open(&format!("{server}/updateReports?agent={agent}")) {

@@ -5,29 +5,29 @@
 //! Built for `wasm32-wasip2` by the harness build script; see `tests/README.md`.
 
 use switchboard_guest::io::send_blocking;
-use switchboard_guest::{Connection, ErrorCode, Handler, Message, RequestInfo, mark};
+use switchboard_guest::{Connection, ErrorCode, Handler, Message, RequestInfo, Value, mark};
 
 struct Echo;
 
 impl Handler for Echo {
     fn handle(request: RequestInfo, inbound: Connection) {
-        mark("echo.started", &[("path".into(), request.path.clone())]);
+        mark("echo.started", &[("path", Value::from(request.path.clone()))]);
         loop {
             match inbound.receive() {
                 Ok(Some(Message::Text(text))) if text == "bye" => return,
                 Ok(Some(message)) => {
                     if let Err(error) = send_blocking(&inbound, &message) {
-                        mark("echo.send-failed", &[("error".into(), format!("{error:?}"))]);
+                        mark("echo.send-failed", &[("error", Value::from(format!("{error:?}")))]);
                         return;
                     }
                 }
                 Ok(None) => inbound.subscribe().block(),
                 Err(ErrorCode::Closed(frame)) => {
-                    mark("echo.peer-closed", &[("code".into(), frame.code.to_string())]);
+                    mark("echo.peer-closed", &[("code", Value::from(frame.code.to_string()))]);
                     return;
                 }
                 Err(error) => {
-                    mark("echo.receive-failed", &[("error".into(), format!("{error:?}"))]);
+                    mark("echo.receive-failed", &[("error", Value::from(format!("{error:?}")))]);
                     return;
                 }
             }

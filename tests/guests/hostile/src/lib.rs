@@ -21,14 +21,14 @@
 
 use switchboard_guest::io::finish_connect;
 use switchboard_guest::outbound::{ConnectOptions, connect};
-use switchboard_guest::{Connection, ErrorCode, Handler, Message, RequestInfo, mark, setting};
+use switchboard_guest::{Connection, ErrorCode, Handler, Message, RequestInfo, Value, mark, setting};
 
 struct Hostile;
 
 impl Handler for Hostile {
     fn handle(request: RequestInfo, inbound: Connection) {
         let mode = setting("mode").unwrap_or_default();
-        mark("hostile.mode", &[("mode".into(), mode.clone())]);
+        mark("hostile.mode", &[("mode", Value::from(mode.clone()))]);
         let report = match mode.as_str() {
             "loop" => spin(),
             "memory-bomb" => allocate_forever(),
@@ -40,7 +40,7 @@ impl Handler for Hostile {
             "connect" => connect_once(),
             "connect-then-trap" => {
                 let held = connect(&target(), &no_options()).and_then(|future| finish_connect(&future));
-                mark("hostile.connected", &[("ok".into(), held.is_ok().to_string())]);
+                mark("hostile.connected", &[("ok", Value::from(held.is_ok().to_string()))]);
                 panic!("hostile guest traps while holding a connection")
             }
             "connect-storm" => connect_storm(),
@@ -98,7 +98,7 @@ fn target() -> String {
 }
 
 fn no_options() -> ConnectOptions {
-    ConnectOptions { headers: Vec::new(), subprotocols: Vec::new(), timeout: None }
+    ConnectOptions { headers: Vec::new(), subprotocols: Vec::new(), timeout: None, leg: None }
 }
 
 fn connect_once() -> String {
@@ -134,8 +134,12 @@ fn snoop(request: &RequestInfo) -> String {
         // A plain socket through wasi:sockets, around the host's policy: must fail.
         seen.push(format!("tcp={:?}", std::net::TcpStream::connect(address.as_str()).map(|_| "connected")));
     }
-    let options =
-        ConnectOptions { headers: vec![("authorization".into(), "guest-chosen".into())], subprotocols: Vec::new(), timeout: None };
+    let options = ConnectOptions {
+        headers: vec![("authorization".into(), "guest-chosen".into())],
+        subprotocols: Vec::new(),
+        timeout: None,
+        leg: None,
+    };
     match connect(&target(), &options).and_then(|future| finish_connect(&future)) {
         Ok(connection) => {
             seen.push(format!("protocol={:?}", connection.protocol()));

@@ -1,7 +1,8 @@
 //! Test guest: relays messages between the inbound socket and one outbound socket.
 //!
 //! Settings (`wasi:config/store`): `target` (the outbound URL), optional `subprotocols`
-//! (comma-separated) and `header.<name>` entries sent as handshake headers. When the
+//! (comma-separated), `leg` (the outbound connection's leg) and `header.<name>` entries
+//! sent as handshake headers. When the
 //! connect fails the guest records `relay.connect-failed` with the error and sends
 //! `connect-failed: <error>` to the caller before returning. Either side's close is passed
 //! on to the other side with the same code.
@@ -11,7 +12,7 @@ use std::collections::VecDeque;
 use switchboard_guest::bindings::wasi::io::poll::Pollable;
 use switchboard_guest::io::{finish_connect, wait_any};
 use switchboard_guest::outbound::{ConnectOptions, connect};
-use switchboard_guest::{Connection, ErrorCode, Handler, Message, RequestInfo, mark, setting};
+use switchboard_guest::{Connection, ErrorCode, Handler, Message, RequestInfo, Value, mark, setting};
 
 struct Relay;
 
@@ -30,18 +31,19 @@ impl Handler for Relay {
             headers: configured_headers(),
             subprotocols: setting("subprotocols").map(|list| list.split(',').map(|p| p.trim().to_owned()).collect()).unwrap_or_default(),
             timeout: setting("timeout_ms").and_then(|ms| ms.parse::<u64>().ok()).map(|ms| ms * 1_000_000),
+            leg: setting("leg"),
         };
         let outbound = match connect(&target, &options).and_then(|future| finish_connect(&future)) {
             Ok(connection) => connection,
             Err(error) => {
                 let text = format!("{error:?}");
-                mark("relay.connect-failed", &[("error".into(), text.clone())]);
+                mark("relay.connect-failed", &[("error", Value::from(text.clone()))]);
                 let _ = inbound.send(&Message::Text(format!("connect-failed: {text}")));
                 let _ = inbound.close(1011, "outbound connect failed");
                 return;
             }
         };
-        mark("relay.connected", &[("protocol".into(), outbound.protocol().unwrap_or_default())]);
+        mark("relay.connected", &[("protocol", Value::from(outbound.protocol().unwrap_or_default()))]);
         pump(&inbound, &outbound);
     }
 }
@@ -72,7 +74,7 @@ fn pump(inbound: &Connection, outbound: &Connection) {
                 code => code,
             };
             let _ = other.close(code, &closed.reason);
-            mark("relay.closed", &[("code".into(), closed.code.to_string())]);
+            mark("relay.closed", &[("code", Value::from(closed.code.to_string()))]);
             return;
         }
         // Wait for whatever can make progress: a side with nothing pending can receive;
@@ -97,13 +99,13 @@ fn move_messages<'a>(
             match to.send(&message) {
                 Ok(()) => {}
                 Err(ErrorCode::WouldBlock) => {
-                    mark("relay.backpressure", &[("queued".into(), to.queued_bytes().to_string())]);
+                    mark("relay.backpressure", &[("queued", Value::from(to.queued_bytes().to_string()))]);
                     pending.0.push_front(message);
                     return None;
                 }
                 Err(ErrorCode::Closed(frame)) => return Some((frame, from)),
                 Err(error) => {
-                    mark("relay.send-failed", &[("error".into(), format!("{error:?}"))]);
+                    mark("relay.send-failed", &[("error", Value::from(format!("{error:?}")))]);
                     return Some((close_frame(1011, "relay send failed"), from));
                 }
             }
@@ -113,7 +115,7 @@ fn move_messages<'a>(
             Ok(None) => return None,
             Err(ErrorCode::Closed(frame)) => return Some((frame, to)),
             Err(error) => {
-                mark("relay.receive-failed", &[("error".into(), format!("{error:?}"))]);
+                mark("relay.receive-failed", &[("error", Value::from(format!("{error:?}")))]);
                 return Some((close_frame(1011, "relay receive failed"), to));
             }
         }
