@@ -8,6 +8,7 @@ fn main() {
         "versioned-v1-guest",
         "versioned-v2-guest",
         "autobahn-guest",
+        "billing-guest",
         "voice-pipeline",
     ]) {
         Ok(built) => guest_build::export_paths(&built),

@@ -35,6 +35,8 @@ enum Behavior {
     /// Complete the handshake, then send `count` binary messages of `size` bytes every
     /// `every`, never reading.
     SendWithoutReading { every: Duration, count: usize, size: usize },
+    /// Answer every data message with this text.
+    Answer(String),
     /// Accept TCP, then never answer the handshake.
     Blackhole,
     /// Answer the upgrade with this status, headers and body.
@@ -114,6 +116,11 @@ impl FakeServer {
     /// Completes the handshake, then neither reads nor writes.
     pub fn silent() -> Self {
         Self::with(Behavior::Silent)
+    }
+
+    /// Answers every data message with `text` (an API that always says the same thing).
+    pub fn answer(text: &str) -> Self {
+        Self::with(Behavior::Answer(text.to_owned()))
     }
 
     /// Accepts TCP and never answers the handshake.
@@ -252,6 +259,17 @@ impl FakeServer {
             }
         }
         match self.behavior.clone() {
+            Behavior::Answer(text) => {
+                while let Some(Ok(message)) = stream.next().await {
+                    if message.is_text() || message.is_binary() {
+                        recorded.messages.lock().unwrap_or_else(|p| p.into_inner()).push(message);
+                        recorded.changed.notify_waiters();
+                        if sink.send(Message::text(text.clone())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
             Behavior::Echo | Behavior::Reflect => {
                 while let Some(Ok(message)) = stream.next().await {
                     if let Message::Close(frame) = &message {

@@ -15,3 +15,6 @@ pub const VERSIONED_V1: &str = env!("GUEST_VERSIONED_V1_GUEST");
 pub const VERSIONED_V2: &str = env!("GUEST_VERSIONED_V2_GUEST");
 /// Runs the Autobahn fuzzing-server cases through the host's outbound client.
 pub const AUTOBAHN: &str = env!("GUEST_AUTOBAHN_GUEST");
+/// Relays `charge <amount>` requests to a made-up billing API, naming its legs
+/// (`customer`, `billing`) and reporting its faults (classification tests).
+pub const BILLING: &str = env!("GUEST_BILLING_GUEST");

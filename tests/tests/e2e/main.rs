@@ -3,6 +3,7 @@
 
 mod faults;
 mod inbound;
+mod legs;
 mod loading;
 mod observability;
 mod outbound;
