@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
 
+use super::auth::{Access, allowed, unauthorized};
 use crate::deploy::versions::{DeployError, Deployed};
 use crate::state::Shared;
 
@@ -39,9 +40,9 @@ async fn authorize(State(host): State<Shared>, request: Request, next: Next) -> 
     if host.config.operator.admin_token.is_none() {
         return StatusCode::NOT_FOUND.into_response();
     }
-    if !crate::http::operator::allowed(&host, &request, crate::http::operator::Access::Admin) {
+    if !allowed(&host, &request, Access::Admin) {
         tracing::warn!(path = %request.uri().path(), "admin request refused: bad or missing token");
-        return crate::http::operator::unauthorized("the deploy API");
+        return unauthorized("the deploy API");
     }
     next.run(request).await
 }

@@ -4,12 +4,13 @@
 //!   head size and time limits, a connection cap), shared by both listeners;
 //! - [`public`]: the public listener: routes (the WebSocket upgrades that start calls),
 //!   `/healthz`, `/readyz`, and 404 for everything else;
-//! - [`operator`]: the operator listener and its authentication; it serves [`api`] (query
-//!   API, events, metrics, dashboard) and [`admin`] (the deploy API);
+//! - [`operator`]: the operator listener; it serves [`api`] (query API, events, metrics,
+//!   dashboard) and [`admin`] (the deploy API), behind [`auth`];
 //! - [`client`]: the client of the operator listener, for the CLI and tests.
 
 pub mod admin;
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod listener;
 pub mod operator;

@@ -14,6 +14,7 @@ pub mod bindings;
 pub mod component;
 pub mod cpu;
 pub mod engine;
+pub mod error;
 mod legs_impl;
 pub mod limits;
 mod markers_impl;
@@ -24,6 +25,7 @@ pub mod state;
 pub mod types;
 mod websocket_impl;
 
-pub use component::{LoadError, LoadedComponent};
+pub use component::LoadedComponent;
 pub use engine::{EngineSettings, Runtime};
+pub use error::LoadError;
 pub use sandbox::Sandbox;

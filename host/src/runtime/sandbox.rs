@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use wasmtime_wasi_config::WasiConfigVariables;
 
-use super::component::LoadError;
+use super::error::LoadError;
 use crate::config::{ComponentConfig, Limits};
 use crate::observe::metrics::Metrics;
 use crate::policy::egress::EgressPolicy;

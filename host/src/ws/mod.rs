@@ -9,16 +9,18 @@
 //!   peer has sent);
 //! - [`dial`]: opens outbound `ws`/`wss` connections under a deadline, with typed failures;
 //! - [`tls`]: the TLS settings of both directions;
-//! - [`message`]: the messages and close frames of this layer.
+//! - [`message`]: the messages and close frames of this layer; [`options`]: buffer sizes.
 
 pub mod dial;
 pub mod link;
 pub mod message;
+pub mod options;
 pub mod pump;
 pub mod socket;
 pub mod tls;
 
 pub use link::{Activity, CloseInfo, ClosedBy};
 pub use message::{CloseFrame, Message};
-pub use pump::{Closer, Control, PumpOptions};
+pub use options::PumpOptions;
+pub use pump::{Closer, Control};
 pub use socket::{Socket, SocketError, WritableSignal};

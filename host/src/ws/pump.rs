@@ -15,41 +15,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame as WireCloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame as WireCloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WireMessage};
 
 use super::link::{Activity, CloseInfo, ClosedBy, LinkState, Received};
 use super::message::{CloseFrame, MAX_CLOSE_REASON_BYTES, Message};
+use super::options::PumpOptions;
 use super::socket::{Channels, Outgoing, Socket};
 use crate::observe::metrics::WireCounters;
-
-/// Sizing for one pumped socket.
-#[derive(Debug, Clone)]
-pub struct PumpOptions {
-    /// Largest message either way; a larger incoming one closes the socket with 1009.
-    pub max_message_bytes: usize,
-    /// Bytes the send queue holds before `send` reports `would-block`.
-    pub send_queue_bytes: usize,
-    /// Bytes of received messages buffered for the guest before the reader stops reading
-    /// (so a peer cannot make the host hold more than this while the guest is busy).
-    pub receive_buffer_bytes: usize,
-    /// How long to wait for the peer's close frame after sending ours.
-    pub close_grace: Duration,
-}
-
-impl PumpOptions {
-    /// The tungstenite settings matching these options. Buffers start small (the
-    /// default 128 KiB each would dominate a call's memory) and grow only as needed.
-    pub fn websocket_config(&self) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .read_buffer_size(4 * 1024)
-            .write_buffer_size(0)
-            .max_write_buffer_size(self.max_message_bytes.saturating_mul(2).max(64 * 1024))
-            .max_message_size(Some(self.max_message_bytes))
-            .max_frame_size(Some(self.max_message_bytes))
-    }
-}
 
 /// The host's handle on a pumped socket, independent of the guest's resource: it can
 /// close the socket after the guest is gone and learn how it ended.

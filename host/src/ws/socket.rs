@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message as WireMessage;
 
 use super::link::{CloseInfo, LinkState, Received};
 use super::message::{CloseFrame, MAX_CLOSE_REASON_BYTES, Message, is_sendable_close_code};
-use super::pump::PumpOptions;
+use super::options::PumpOptions;
 use crate::observe::metrics::WireCounters;
 
 /// What the socket's user asks the writer to do.
