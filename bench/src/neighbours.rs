@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
+use switchboard::config::{FileComponent, FileConfig, FileRoute};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -18,23 +19,22 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 /// modes of the hostile guest, served on `/hostile/<mode>`.
 pub const MODES: [&str; 5] = ["loop", "memory-bomb", "trap", "connect-storm", "oversize"];
 
-/// The hostile guest's routes to add to Switchboard's configuration, as TOML.
-pub fn routes(hostile_wasm: &str, storm_target: &str) -> String {
-    let q = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
-    let mut toml = String::new();
+/// Adds the hostile guest's routes to Switchboard's configuration.
+pub fn add_routes(file: &mut FileConfig, hostile_wasm: &str, storm_target: &str) {
     for mode in MODES.iter().filter(|m| **m != "oversize") {
-        toml.push_str(&format!(
-            "\n[[routes]]\npath = \"/hostile/{mode}\"\ncomponent = \"hostile-{mode}\"\n\n\
-             [components.hostile-{mode}]\nwasm = {wasm}\nallow_outbound = [{origin}]\n\n\
-             [components.hostile-{mode}.settings]\nmode = \"{mode}\"\ntarget = {target}\ncount = \"50\"\n\n\
-             [[components.hostile-{mode}.secret_headers]]\nhost = \"localhost\"\nname = \"Authorization\"\n\
-             value = \"Token ${{BENCH_DEEPGRAM_KEY}}\"\n",
-            wasm = q(hostile_wasm),
-            origin = q(storm_target.trim_end_matches("/v1/listen")),
-            target = q(storm_target),
-        ));
+        let name = format!("hostile-{mode}");
+        file.routes.push(FileRoute { path: format!("/hostile/{mode}"), component: name.clone(), ..FileRoute::default() });
+        let settings =
+            [("mode", *mode), ("target", storm_target), ("count", "50")].into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let component = FileComponent {
+            wasm: Some(hostile_wasm.into()),
+            allow_outbound: vec![storm_target.trim_end_matches("/v1/listen").to_owned()],
+            settings,
+            secret_headers: vec![crate::sut::bench_key_header()],
+            ..FileComponent::default()
+        };
+        file.components.insert(name, component);
     }
-    toml
 }
 
 /// How the hostile calls ended, by mode and close code.

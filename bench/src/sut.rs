@@ -1,12 +1,14 @@
 //! The systems under test, each started as its own process (so its CPU time and memory
 //! can be read from `/proc`), optionally pinned to given CPUs with `taskset`.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
+use switchboard::config::{FileComponent, FileConfig, FileOperator, FileRoute, FileSecretHeader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
@@ -117,11 +119,11 @@ pub async fn start(system: System, environment: &Environment, max_calls: u32) ->
     let path = match system {
         System::Switchboard => {
             let config = environment.work_dir.join("switchboard.toml");
-            let mut toml = switchboard_config(environment, &listen, max_calls);
+            let mut file = switchboard_config(environment, &listen, max_calls)?;
             if let Some(wasm) = &environment.hostile_wasm {
-                toml.push_str(&crate::neighbours::routes(wasm, &environment.deepgram_url));
+                crate::neighbours::add_routes(&mut file, wasm, &environment.deepgram_url);
             }
-            std::fs::write(&config, toml)?;
+            std::fs::write(&config, file.to_toml())?;
             command
                 .arg(environment.bin_dir.join("switchboard"))
                 .args(["serve", "--config"])
@@ -159,40 +161,37 @@ pub async fn start(system: System, environment: &Environment, max_calls: u32) ->
     Ok(running)
 }
 
-fn switchboard_config(environment: &Environment, listen: &str, max_calls: u32) -> String {
-    let q = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
-    format!(
-        r#"listen = {listen}
-max_concurrent_calls = {max_calls}
-data_dir = {data_dir}
+fn switchboard_config(environment: &Environment, listen: &str, max_calls: u32) -> anyhow::Result<FileConfig> {
+    let pipeline = FileComponent {
+        builtin: Some("voice-pipeline".to_owned()),
+        allow_outbound: vec![environment.deepgram_origin.clone()],
+        extra_ca_certs: vec![environment.ca_pem.clone()],
+        settings: [("deepgram_url", environment.deepgram_url.as_str()), ("batch_ms", "20")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        secret_headers: vec![bench_key_header()],
+        ..FileComponent::default()
+    };
+    Ok(FileConfig {
+        listen: Some(listen.parse()?),
+        max_concurrent_calls: Some(max_calls),
+        data_dir: Some(environment.work_dir.join("switchboard-data")),
+        operator: Some(FileOperator { listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))), ..FileOperator::default() }),
+        routes: vec![FileRoute { path: "/twilio/media".to_owned(), component: "voice-pipeline".to_owned(), ..FileRoute::default() }],
+        components: [("voice-pipeline".to_owned(), pipeline)].into_iter().collect(),
+        ..FileConfig::default()
+    })
+}
 
-[operator]
-listen = "127.0.0.1:0"
-
-[[routes]]
-path = "/twilio/media"
-component = "voice-pipeline"
-
-[components.voice-pipeline]
-builtin = "voice-pipeline"
-allow_outbound = [{origin}]
-extra_ca_certs = [{ca}]
-
-[components.voice-pipeline.settings]
-deepgram_url = {url}
-batch_ms = "20"
-
-[[components.voice-pipeline.secret_headers]]
-host = "localhost"
-name = "Authorization"
-value = "Token ${{BENCH_DEEPGRAM_KEY}}"
-"#,
-        listen = q(listen),
-        data_dir = q(&environment.work_dir.join("switchboard-data").display().to_string()),
-        origin = q(&environment.deepgram_origin),
-        ca = q(&environment.ca_pem.display().to_string()),
-        url = q(&environment.deepgram_url),
-    )
+/// The fake Deepgram's key, injected for `localhost`.
+pub fn bench_key_header() -> FileSecretHeader {
+    FileSecretHeader {
+        host: "localhost".to_owned(),
+        name: "Authorization".to_owned(),
+        value: "Token ${BENCH_DEEPGRAM_KEY}".to_owned(),
+        optional: false,
+    }
 }
 
 fn free_port() -> std::io::Result<u16> {

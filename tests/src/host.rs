@@ -1,10 +1,11 @@
 //! A Switchboard host started in-process on `127.0.0.1:0`, configured through the same
-//! TOML the binary reads.
+//! file value the binary reads from TOML, and validated the same way.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use switchboard::config::{FileComponent, FileConfig, FileOperator, FileRoute, FileSecretHeader, FileTls};
 use switchboard::{Config, Switchboard, Timeline};
 use tokio::sync::oneshot;
 
@@ -14,97 +15,72 @@ use switchboard_sim::tls::TestCa;
 #[derive(Debug, Clone)]
 pub struct ComponentSpec {
     name: String,
-    wasm: PathBuf,
-    allow: Vec<String>,
-    settings: Vec<(String, String)>,
-    secret_headers: Vec<(String, String, String)>,
-    limits: Vec<(String, u64)>,
-    extra_ca: Vec<PathBuf>,
-    watch: bool,
+    file: FileComponent,
 }
 
 impl ComponentSpec {
     /// Component `name` from the `.wasm` file at `wasm`.
     pub fn new(name: &str, wasm: impl AsRef<Path>) -> Self {
-        ComponentSpec {
-            name: name.to_owned(),
-            wasm: wasm.as_ref().to_owned(),
-            allow: Vec::new(),
-            settings: Vec::new(),
-            secret_headers: Vec::new(),
-            limits: Vec::new(),
-            extra_ca: Vec::new(),
-            watch: false,
-        }
+        ComponentSpec { name: name.to_owned(), file: FileComponent { wasm: Some(wasm.as_ref().to_owned()), ..FileComponent::default() } }
     }
 
     /// Redeploys the component whenever its file changes.
     pub fn watch(mut self) -> Self {
-        self.watch = true;
+        self.file.watch = true;
         self
     }
 
     /// Adds an allowlist rule, e.g. `wss://localhost:4433`.
     pub fn allow(mut self, rule: &str) -> Self {
-        self.allow.push(rule.to_owned());
+        self.file.allow_outbound.push(rule.to_owned());
         self
     }
 
     /// Adds a `wasi:config/store` setting.
     pub fn setting(mut self, key: &str, value: &str) -> Self {
-        self.settings.push((key.to_owned(), value.to_owned()));
+        self.file.settings.insert(key.to_owned(), value.to_owned());
         self
     }
 
     /// Injects header `name: template` (with `${VAR}` from the host's env) for `host`.
     pub fn secret_header(mut self, host: &str, name: &str, template: &str) -> Self {
-        self.secret_headers.push((host.to_owned(), name.to_owned(), template.to_owned()));
+        self.file.secret_headers.push(FileSecretHeader {
+            host: host.to_owned(),
+            name: name.to_owned(),
+            value: template.to_owned(),
+            optional: false,
+        });
         self
     }
 
     /// Sets a `[limits]` key, e.g. `limit("memory_mb", 16)`.
+    ///
+    /// # Panics
+    ///
+    /// When `key` is not a limit (a test's own mistake).
     pub fn limit(mut self, key: &str, value: u64) -> Self {
-        self.limits.push((key.to_owned(), value));
+        if let Err(error) = self.file.limits.set(key, value) {
+            panic!("limit {key}: {error}");
+        }
         self
     }
 
     /// Trusts `ca` for outbound TLS.
     pub fn trust(mut self, ca: &TestCa) -> Self {
-        self.extra_ca.push(ca.pem_path().to_owned());
+        self.file.extra_ca_certs.push(ca.pem_path().to_owned());
         self
     }
+}
 
-    fn toml(&self) -> String {
-        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
-        let list = |items: &[String]| items.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
-        let paths: Vec<String> = self.extra_ca.iter().map(|p| p.display().to_string()).collect();
-        let mut out = format!(
-            "[components.{name}]\nwasm = {wasm}\nallow_outbound = [{allow}]\nextra_ca_certs = [{cas}]\nwatch = {watch}\n",
-            name = q(&self.name),
-            wasm = q(&self.wasm.display().to_string()),
-            allow = list(&self.allow),
-            cas = list(&paths),
-            watch = self.watch,
-        );
-        out.push_str(&format!("[components.{}.settings]\n", q(&self.name)));
-        for (key, value) in &self.settings {
-            out.push_str(&format!("{} = {}\n", q(key), q(value)));
-        }
-        out.push_str(&format!("[components.{}.limits]\n", q(&self.name)));
-        for (key, value) in &self.limits {
-            out.push_str(&format!("{key} = {value}\n"));
-        }
-        for (host, name, value) in &self.secret_headers {
-            out.push_str(&format!(
-                "[[components.{}.secret_headers]]\nhost = {}\nname = {}\nvalue = {}\n",
-                q(&self.name),
-                q(host),
-                q(name),
-                q(value)
-            ));
-        }
-        out
-    }
+/// The deadlines a route holds its callers to, ms (`None`: the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Deadlines {
+    /// The first message must come within this long.
+    pub first_message_ms: Option<u64>,
+    /// No gap between messages longer than this.
+    pub idle_ms: Option<u64>,
+    /// No call longer than this.
+    pub max_call_ms: Option<u64>,
 }
 
 /// Builds a [`TestHost`].
@@ -112,15 +88,9 @@ impl ComponentSpec {
 pub struct HostBuilder {
     routes: Vec<(String, ComponentSpec)>,
     env: HashMap<String, String>,
-    max_calls: Option<u32>,
-    tls: Option<(PathBuf, PathBuf)>,
-    data_dir: Option<PathBuf>,
-    admin: bool,
-    operator_token: bool,
-    operator_tls: Option<(PathBuf, PathBuf)>,
+    file: FileConfig,
     signed: bool,
-    route_keys: Vec<(String, String)>,
-    drain_ms: Option<u64>,
+    deadlines: Deadlines,
 }
 
 impl HostBuilder {
@@ -138,46 +108,50 @@ impl HostBuilder {
 
     /// Caps concurrent calls (default 64, which keeps the instance pool small).
     pub fn max_calls(mut self, calls: u32) -> Self {
-        self.max_calls = Some(calls);
+        self.file.max_concurrent_calls = Some(calls);
         self
     }
 
     /// Keeps compiled components in `dir` (the artifact store).
     pub fn data_dir(mut self, dir: &Path) -> Self {
-        self.data_dir = Some(dir.to_owned());
+        self.file.data_dir = Some(dir.to_owned());
         self
+    }
+
+    fn operator(&mut self) -> &mut FileOperator {
+        self.file.operator.get_or_insert_with(FileOperator::default)
     }
 
     /// Turns the deploy API on with `token` (at least 16 characters).
     pub fn admin_token(mut self, token: &str) -> Self {
-        self.admin = true;
+        self.operator().admin_token_env = Some("SWITCHBOARD_ADMIN_TOKEN".to_owned());
         self.env.insert("SWITCHBOARD_ADMIN_TOKEN".to_owned(), token.to_owned());
         self
     }
 
     /// Reading the operator listener (API, events, dashboard, metrics) needs `token`.
     pub fn operator_token(mut self, token: &str) -> Self {
-        self.operator_token = true;
+        self.operator().token_env = Some("SWITCHBOARD_OPERATOR_TOKEN".to_owned());
         self.env.insert("SWITCHBOARD_OPERATOR_TOKEN".to_owned(), token.to_owned());
         self
     }
 
     /// Serves the operator listener over `https://` with a certificate from `ca`.
     pub fn operator_tls(mut self, ca: &TestCa) -> anyhow::Result<Self> {
-        self.operator_tls = Some(ca.write_server_files()?);
+        let (cert, key) = ca.write_server_files()?;
+        self.operator().tls = Some(FileTls { cert, key });
         Ok(self)
     }
 
-    /// Sets a key on every route, e.g. `route_key("idle_timeout_ms", "500")` (the value
-    /// is TOML).
-    pub fn route_key(mut self, key: &str, toml_value: &str) -> Self {
-        self.route_keys.push((key.to_owned(), toml_value.to_owned()));
+    /// Holds every route's callers to `deadlines`.
+    pub fn deadlines(mut self, deadlines: Deadlines) -> Self {
+        self.deadlines = deadlines;
         self
     }
 
     /// On shutdown, live calls get this long before they are closed (default 30 s).
     pub fn drain_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.drain_ms = Some(timeout.as_millis() as u64);
+        self.file.drain_timeout_ms = Some(timeout.as_millis() as u64);
         self
     }
 
@@ -190,58 +164,41 @@ impl HostBuilder {
 
     /// Serves `wss://` with a certificate from `ca`.
     pub fn tls(mut self, ca: &TestCa) -> anyhow::Result<Self> {
-        self.tls = Some(ca.write_server_files()?);
+        let (cert, key) = ca.write_server_files()?;
+        self.file.tls = Some(FileTls { cert, key });
         Ok(self)
     }
 
-    /// The TOML this builder produces.
-    pub fn toml(&self) -> String {
-        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
-        let mut out = format!("listen = \"127.0.0.1:0\"\nmax_concurrent_calls = {}\n", self.max_calls.unwrap_or(64));
-        if let Some(dir) = &self.data_dir {
-            out.push_str(&format!("data_dir = {}\n", q(&dir.display().to_string())));
-        }
-        if let Some(ms) = self.drain_ms {
-            out.push_str(&format!("drain_timeout_ms = {ms}\n"));
-        }
-        out.push_str("[operator]\n");
-        if self.admin {
-            out.push_str("admin_token_env = \"SWITCHBOARD_ADMIN_TOKEN\"\n");
-        }
-        if self.operator_token {
-            out.push_str("token_env = \"SWITCHBOARD_OPERATOR_TOKEN\"\n");
-        }
-        if let Some((cert, key)) = &self.operator_tls {
-            out.push_str(&format!("[operator.tls]\ncert = {}\nkey = {}\n", q(&cert.display().to_string()), q(&key.display().to_string())));
-        }
-        if let Some((cert, key)) = &self.tls {
-            out.push_str(&format!("[tls]\ncert = {}\nkey = {}\n", q(&cert.display().to_string()), q(&key.display().to_string())));
-        }
+    /// The configuration this builder produces, as the file value the host validates.
+    pub fn file(&self) -> FileConfig {
+        let mut file = self.file.clone();
+        file.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        file.max_concurrent_calls = file.max_concurrent_calls.or(Some(64));
         for (path, spec) in &self.routes {
-            out.push_str(&format!("[[routes]]\npath = {}\ncomponent = {}\n", q(path), q(&spec.name)));
-            if self.signed {
-                out.push_str("twilio_auth_token_env = \"TWILIO_AUTH_TOKEN\"\n");
-            }
-            for (key, value) in &self.route_keys {
-                out.push_str(&format!("{key} = {value}\n"));
-            }
+            file.routes.push(FileRoute {
+                path: path.clone(),
+                component: spec.name.clone(),
+                twilio_auth_token_env: self.signed.then(|| "TWILIO_AUTH_TOKEN".to_owned()),
+                first_message_timeout_ms: self.deadlines.first_message_ms,
+                idle_timeout_ms: self.deadlines.idle_ms,
+                max_call_ms: self.deadlines.max_call_ms,
+                ..FileRoute::default()
+            });
+            file.components.entry(spec.name.clone()).or_insert_with(|| spec.file.clone());
         }
-        let mut seen = Vec::new();
-        for (_, spec) in &self.routes {
-            if !seen.contains(&spec.name) {
-                seen.push(spec.name.clone());
-                out.push_str(&spec.toml());
-            }
-        }
-        out
+        file
+    }
+
+    /// The TOML this builder produces (what `switchboard serve --config` would read).
+    pub fn toml(&self) -> String {
+        self.file().to_toml()
     }
 
     /// Validates the configuration, compiles the components and starts serving.
     pub async fn start(self) -> anyhow::Result<TestHost> {
-        let toml = self.toml();
         let env = self.env.clone();
         let lookup = move |name: &str| env.get(name).cloned();
-        let config = Config::parse(&toml, "test host", Path::new("."), &lookup)?;
+        let config = Config::from_file(self.file(), "test host", Path::new("."), &lookup)?;
         let tls = config.tls.is_some();
         let operator_tls = config.operator.tls.is_some();
         let host = tokio::task::spawn_blocking(move || Switchboard::new(config)).await??;

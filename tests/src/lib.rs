@@ -29,7 +29,7 @@ pub mod host;
 
 pub use client::TestClient;
 pub use fake_server::{FakeServer, Handshake, RunningServer};
-pub use host::{ComponentSpec, TestHost};
+pub use host::{ComponentSpec, Deadlines, HostBuilder, TestHost};
 /// The Twilio caller and Deepgram simulators (crate `switchboard-sim`).
 pub use switchboard_sim as sim;
 /// A CA made at test time (from `switchboard-sim`).

@@ -209,3 +209,16 @@ impl FileConfig {
         toml::to_string(self).unwrap_or_else(|error| format!("# cannot serialize: {error}\n"))
     }
 }
+
+impl FileLimits {
+    /// Sets limit `key` (as the file spells it, e.g. `memory_mb`) to `value`; an unknown
+    /// key is refused as the file's parser would refuse it.
+    pub fn set(&mut self, key: &str, value: u64) -> Result<(), ConfigError> {
+        let mut table =
+            toml::Table::try_from(&*self).map_err(|e| ConfigError::Parse { path: PathBuf::from("limits"), message: e.to_string() })?;
+        table.insert(key.to_owned(), toml::Value::Integer(i64::try_from(value).unwrap_or(i64::MAX)));
+        *self =
+            table.try_into().map_err(|e: toml::de::Error| ConfigError::Parse { path: PathBuf::from("limits"), message: e.to_string() })?;
+        Ok(())
+    }
+}

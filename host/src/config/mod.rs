@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::ConfigError;
-pub use file::FileConfig;
+pub use file::{FileComponent, FileConfig, FileLimits, FileOperator, FileRoute, FileSecretHeader, FileTls};
 use http::HeaderName;
 
 use crate::policy::egress::EgressPolicy;
@@ -252,7 +252,7 @@ impl Config {
 
     /// The built-in defaults with `overrides` applied.
     pub fn builtin_with(overrides: Overrides) -> Result<Config, ConfigError> {
-        let mut config = Config::parse_with(&builtin_text(&env_lookup), "built-in defaults", Path::new("."), &env_lookup, overrides)?;
+        let mut config = Config::validate(builtin_file(&env_lookup), "built-in defaults", Path::new("."), &env_lookup, overrides)?;
         config.data_dir = default_data_dir(&env_lookup);
         Ok(config)
     }
@@ -283,7 +283,16 @@ impl Config {
         lookup: &dyn Fn(&str) -> Option<String>,
         overrides: Overrides,
     ) -> Result<Config, ConfigError> {
-        let mut file = FileConfig::parse(text, origin)?;
+        Config::validate(FileConfig::parse(text, origin)?, origin, base, lookup, overrides)
+    }
+
+    fn validate(
+        mut file: FileConfig,
+        origin: &str,
+        base: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        overrides: Overrides,
+    ) -> Result<Config, ConfigError> {
         if let Some(listen) = overrides.listen {
             file.listen = Some(listen);
         }
@@ -298,11 +307,15 @@ impl Config {
     /// server's secrets. The result must not serve calls.
     pub fn load_without_secrets(path: Option<&Path>) -> Result<Config, ConfigError> {
         let lookup = |name: &str| env_lookup(name).or_else(|| Some(format!("placeholder-for-{name}-0123456789")));
-        let (text, origin, base) = match path {
-            Some(path) => (read(path)?, path.display().to_string(), path.parent().unwrap_or(Path::new(".")).to_owned()),
-            None => (builtin_text(&env_lookup), "built-in defaults".to_owned(), PathBuf::from(".")),
+        let (file, origin, base) = match path {
+            Some(path) => (
+                FileConfig::parse(&read(path)?, &path.display().to_string())?,
+                path.display().to_string(),
+                path.parent().unwrap_or(Path::new(".")).to_owned(),
+            ),
+            None => (builtin_file(&env_lookup), "built-in defaults".to_owned(), PathBuf::from(".")),
         };
-        let mut config = Config::parse_with(&text, &origin, &base, &lookup, Overrides::default())?;
+        let mut config = Config::validate(file, &origin, &base, &lookup, Overrides::default())?;
         if path.is_none() {
             config.data_dir = default_data_dir(&env_lookup);
         }
@@ -311,7 +324,7 @@ impl Config {
 
     /// Validates a file value built in code (tests, the demo, the benchmark).
     pub fn from_file(file: FileConfig, origin: &str, base: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        validate::Validator { origin, base, lookup }.config(file)
+        Config::validate(file, origin, base, lookup, Overrides::default())
     }
 }
 
@@ -323,7 +336,7 @@ impl OperatorAddress {
             Some(path) => {
                 (FileConfig::parse(&read(path)?, &path.display().to_string())?, path.parent().unwrap_or(Path::new(".")).to_owned())
             }
-            None => (FileConfig::parse(&builtin_text(&env_lookup), "built-in defaults")?, PathBuf::from(".")),
+            None => (builtin_file(&env_lookup), PathBuf::from(".")),
         };
         let operator = file.operator.unwrap_or_default();
         let listen = operator.listen.unwrap_or_else(default_operator_listen);
@@ -356,34 +369,37 @@ fn default_operator_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9090))
 }
 
-/// The built-in defaults as TOML (Twilio signatures are checked when the variable is set).
-fn builtin_text(lookup: &dyn Fn(&str) -> Option<String>) -> String {
+/// The built-in defaults (Twilio signatures are checked when the variable is set).
+fn builtin_file(lookup: &dyn Fn(&str) -> Option<String>) -> FileConfig {
     let signed = lookup(DEFAULT_TWILIO_TOKEN_ENV).is_some_and(|token| !token.is_empty());
-    let twilio = if signed { format!("twilio_auth_token_env = \"{DEFAULT_TWILIO_TOKEN_ENV}\"\n") } else { String::new() };
-    format!(
-        r#"
-listen = "{DEFAULT_LISTEN}"
-
-[operator]
-listen = "{DEFAULT_OPERATOR_LISTEN}"
-token_env = "{DEFAULT_OPERATOR_TOKEN_ENV}"
-admin_token_env = "{DEFAULT_ADMIN_TOKEN_ENV}"
-
-[[routes]]
-path = "{DEFAULT_ROUTE}"
-component = "voice-pipeline"
-{twilio}
-[components.voice-pipeline]
-builtin = "voice-pipeline"
-allow_outbound = ["wss://api.deepgram.com"]
-
-[[components.voice-pipeline.secret_headers]]
-host = "api.deepgram.com"
-name = "Authorization"
-value = "Token ${{DEEPGRAM_API_KEY}}"
-optional = true
-"#
-    )
+    let pipeline = FileComponent {
+        builtin: Some("voice-pipeline".to_owned()),
+        allow_outbound: vec!["wss://api.deepgram.com".to_owned()],
+        secret_headers: vec![FileSecretHeader {
+            host: "api.deepgram.com".to_owned(),
+            name: "Authorization".to_owned(),
+            value: "Token ${DEEPGRAM_API_KEY}".to_owned(),
+            optional: true,
+        }],
+        ..FileComponent::default()
+    };
+    FileConfig {
+        listen: DEFAULT_LISTEN.parse().ok(),
+        operator: Some(FileOperator {
+            listen: DEFAULT_OPERATOR_LISTEN.parse().ok(),
+            token_env: Some(DEFAULT_OPERATOR_TOKEN_ENV.to_owned()),
+            admin_token_env: Some(DEFAULT_ADMIN_TOKEN_ENV.to_owned()),
+            tls: None,
+        }),
+        routes: vec![FileRoute {
+            path: DEFAULT_ROUTE.to_owned(),
+            component: "voice-pipeline".to_owned(),
+            twilio_auth_token_env: signed.then(|| DEFAULT_TWILIO_TOKEN_ENV.to_owned()),
+            ..FileRoute::default()
+        }],
+        components: [("voice-pipeline".to_owned(), pipeline)].into_iter().collect(),
+        ..FileConfig::default()
+    }
 }
 
 fn env_lookup(name: &str) -> Option<String> {

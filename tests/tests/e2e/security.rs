@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use switchboard_harness::{ComponentSpec, TestClient, TestHost, guests};
+use switchboard_harness::{ComponentSpec, Deadlines, TestClient, TestHost, guests};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -118,9 +118,7 @@ async fn callers_are_held_to_their_deadlines_while_other_calls_flow() -> anyhow:
     init_tracing();
     let host = TestHost::builder()
         .route("/echo", ComponentSpec::new("echo", guests::ECHO))
-        .route_key("first_message_timeout_ms", "400")
-        .route_key("idle_timeout_ms", "600")
-        .route_key("max_call_ms", "2500")
+        .deadlines(Deadlines { first_message_ms: Some(400), idle_ms: Some(600), max_call_ms: Some(2_500) })
         .start()
         .await?;
     let url = host.url("/echo");
@@ -185,7 +183,7 @@ async fn a_guest_that_ignores_a_deadline_is_stopped_and_its_slot_freed() -> anyh
     let host = TestHost::builder()
         .max_calls(1)
         .route("/hostile", ComponentSpec::new("hostile", guests::HOSTILE).setting("mode", "never-return"))
-        .route_key("first_message_timeout_ms", "200")
+        .deadlines(Deadlines { first_message_ms: Some(200), ..Deadlines::default() })
         .start()
         .await?;
     let mut caller = TestClient::connect(&host.url("/hostile")).await?;

@@ -9,6 +9,7 @@
 //! protocol, TLS, the injected `Authorization` header, the sandbox) is the real thing.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use switchboard_sim::tls::TestCa;
 use switchboard_sim::twilio::TwilioCall;
 use tokio::sync::broadcast::error::RecvError;
 
+use switchboard::config::{FileComponent, FileConfig, FileOperator, FileRoute, FileSecretHeader};
 use switchboard::observe::timeline::{Value, truncate_utf8};
 use switchboard::{Config, Listeners, Marker, MarkerSource, Switchboard};
 use switchboard_sim::CALLER_SPEECH;
@@ -147,43 +149,33 @@ fn stored_outcome(host: &Switchboard) -> String {
 }
 
 fn demo_config(origin: &str, listen_url: &str, ca: &Path) -> anyhow::Result<Config> {
-    let q = |s: &str| toml_string(s);
-    let text = format!(
-        r#"
-listen = "127.0.0.1:0"
-max_concurrent_calls = 8
-
-[operator]
-listen = "127.0.0.1:0"
-
-[[routes]]
-path = "/twilio/media"
-component = "voice-pipeline"
-
-[components.voice-pipeline]
-builtin = "voice-pipeline"
-allow_outbound = [{origin}]
-extra_ca_certs = [{ca}]
-
-[components.voice-pipeline.settings]
-deepgram_url = {listen_url}
-reconnect_base_ms = "200"
-
-[[components.voice-pipeline.secret_headers]]
-host = "localhost"
-name = "Authorization"
-value = "Token ${{DEMO_KEY}}"
-"#,
-        origin = q(origin),
-        ca = q(&ca.display().to_string()),
-        listen_url = q(listen_url),
-    );
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let pipeline = FileComponent {
+        builtin: Some("voice-pipeline".to_owned()),
+        allow_outbound: vec![origin.to_owned()],
+        extra_ca_certs: vec![ca.to_owned()],
+        settings: [("deepgram_url", listen_url), ("reconnect_base_ms", "200")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        secret_headers: vec![FileSecretHeader {
+            host: "localhost".to_owned(),
+            name: "Authorization".to_owned(),
+            value: "Token ${DEMO_KEY}".to_owned(),
+            optional: false,
+        }],
+        ..FileComponent::default()
+    };
+    let file = FileConfig {
+        listen: Some(loopback),
+        max_concurrent_calls: Some(8),
+        operator: Some(FileOperator { listen: Some(loopback), ..FileOperator::default() }),
+        routes: vec![FileRoute { path: "/twilio/media".to_owned(), component: "voice-pipeline".to_owned(), ..FileRoute::default() }],
+        components: [("voice-pipeline".to_owned(), pipeline)].into_iter().collect(),
+        ..FileConfig::default()
+    };
     let lookup = |name: &str| (name == "DEMO_KEY").then(|| "demo-key".to_owned());
-    Ok(Config::parse(&text, "demo configuration", Path::new("."), &lookup)?)
-}
-
-fn toml_string(value: &str) -> String {
-    serde_json::Value::String(value.to_owned()).to_string()
+    Ok(Config::from_file(file, "demo configuration", Path::new("."), &lookup)?)
 }
 
 /// One line per marker: when, who, which lane, what, and its first attributes.
