@@ -267,7 +267,7 @@ impl Session {
         };
         let expected = self.expected.as_str();
         let recorder = &self.recorder;
-        #[allow(clippy::result_large_err)] // the error type is tungstenite's
+        #[allow(clippy::result_large_err, reason = "the error type is tungstenite's")]
         let check = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
             let authorized = request.headers().get("authorization").is_some_and(|value| value.as_bytes() == expected.as_bytes());
             if authorized {

@@ -5,7 +5,7 @@
 //! system under test is its own process pinned to another, so every system gets exactly
 //! one core and the figures are per core.
 
-#![allow(clippy::print_stdout)] // a command-line report
+#![allow(clippy::print_stdout, reason = "a command-line report")]
 
 use std::path::PathBuf;
 use std::time::Duration;

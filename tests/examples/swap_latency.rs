@@ -35,7 +35,7 @@ async fn first_call(host: &TestHost) -> anyhow::Result<String> {
 }
 
 #[tokio::main]
-#[allow(clippy::print_stdout)] // a benchmark reports on stdout
+#[allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 async fn main() -> anyhow::Result<()> {
     let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(40);
     let data = tempfile::tempdir()?;

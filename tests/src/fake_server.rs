@@ -201,8 +201,7 @@ impl FakeServer {
         }
     }
 
-    // tungstenite's handshake callback fixes the error type to a full HTTP response.
-    #[allow(clippy::result_large_err)]
+    #[allow(clippy::result_large_err, reason = "tungstenite's handshake callback fixes the error type to a full HTTP response")]
     async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, recorded: Arc<Recorded>) {
         let callback = |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
             let handshake = Handshake {

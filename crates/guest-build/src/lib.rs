@@ -11,7 +11,7 @@
 //! guest_build::export_paths(&built);
 //! ```
 
-#![allow(clippy::print_stdout)] // a build-script helper speaks to cargo on stdout
+#![allow(clippy::print_stdout, reason = "a build-script helper speaks to cargo on stdout")]
 
 use std::env;
 use std::fmt;

@@ -238,8 +238,7 @@ impl DeepgramSim {
         }
     }
 
-    // tungstenite's handshake callback fixes the error type to a full HTTP response.
-    #[allow(clippy::result_large_err)]
+    #[allow(clippy::result_large_err, reason = "tungstenite's handshake callback fixes the error type to a full HTTP response")]
     async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, shared: Arc<Shared>, events: mpsc::UnboundedSender<String>) {
         let mut handshake = None;
         let callback = |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {

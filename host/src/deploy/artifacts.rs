@@ -71,7 +71,7 @@ impl ArtifactStore {
             // same compatibility hash (it is in the name) into the host's own store, which
             // the host alone may write (see the module docs). wasmtime still checks the
             // header and refuses an incompatible artifact.
-            #[allow(unsafe_code)]
+            #[allow(unsafe_code, reason = "deserializing machine code is unsafe by nature; the SAFETY comment above says why it holds")]
             let loaded = unsafe { Component::deserialize_file(engine, &path) };
             match loaded {
                 Ok(component) => return Ok((component, digest, Compiled::Cached)),

@@ -3,7 +3,7 @@
 //! for tests. It owns the operator paths, so the commands never spell them.
 //!
 //! ```no_run
-//! # async fn example() -> anyhow::Result<()> {
+//! # async fn example() -> Result<(), switchboard::http::client::ClientError> {
 //! use switchboard::http::client::OperatorClient;
 //! let client = OperatorClient::new("https://127.0.0.1:9090")?.token("an operator token").trust_pem_file("ca.pem".as_ref())?;
 //! let failed = client.calls(&switchboard::http::client::CallQuery { outcome: Some("failed".into()), ..Default::default() }).await?;
@@ -13,13 +13,63 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 
 use crate::observe::calls::{CallSummary, StoredMarker};
+
+/// Why a request to the operator listener failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The base URL is not an `http://` or `https://` URL with a host.
+    #[error("{0}")]
+    Url(String),
+    /// A CA file could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::ws::tls::TlsSetupError),
+    /// The TLS settings were refused.
+    #[error("TLS configuration: {0}")]
+    TlsConfig(#[from] rustls::Error),
+    /// The listener could not be reached.
+    #[error("connecting to the operator listener at {url}: {source}")]
+    Connect {
+        /// The base URL.
+        url: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS handshake failed (an untrusted certificate, say).
+    #[error("TLS with the operator listener at {url}: {source}")]
+    Handshake {
+        /// The base URL.
+        url: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// HTTP failed.
+    #[error("talking to the operator listener: {0}")]
+    Http(String),
+    /// The host answered with an error status.
+    #[error("the host answered {status}: {reason}")]
+    Status {
+        /// The status.
+        status: http::StatusCode,
+        /// The host's `error`, or its body.
+        reason: String,
+    },
+    /// The answer is not the JSON expected.
+    #[error("unexpected answer: {body} ({source})")]
+    Answer {
+        /// The body.
+        body: String,
+        /// The parser's complaint.
+        source: serde_json::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, ClientError>;
 
 /// Filters for [`OperatorClient::calls`] (`GET /api/calls`).
 #[derive(Debug, Clone, Default)]
@@ -61,13 +111,13 @@ impl std::fmt::Debug for OperatorClient {
 
 impl OperatorClient {
     /// A client of the operator listener at `base` (`http://host:port` or `https://…`).
-    pub fn new(base: &str) -> anyhow::Result<Self> {
-        let base: url::Url = base.parse().with_context(|| format!("{base:?} is not a URL (e.g. http://127.0.0.1:9090)"))?;
+    pub fn new(base: &str) -> Result<Self> {
+        let base: url::Url = base.parse().map_err(|_| ClientError::Url(format!("{base:?} is not a URL (e.g. http://127.0.0.1:9090)")))?;
         if !matches!(base.scheme(), "http" | "https") {
-            bail!("the operator listener speaks http:// or https://; got {}://", base.scheme());
+            return Err(ClientError::Url(format!("the operator listener speaks http:// or https://; got {}://", base.scheme())));
         }
         if base.host_str().is_none() {
-            bail!("the operator URL {base} has no host");
+            return Err(ClientError::Url(format!("the operator URL {base} has no host")));
         }
         Ok(OperatorClient { base, token: None, tls: tls_config(&[])?, extra_roots: Vec::new() })
     }
@@ -80,7 +130,7 @@ impl OperatorClient {
 
     /// Trusts the CA certificates in a PEM file for `https://` (an operator listener with
     /// a certificate of the operator's own CA), besides the Mozilla roots.
-    pub fn trust_pem_file(mut self, path: &Path) -> anyhow::Result<Self> {
+    pub fn trust_pem_file(mut self, path: &Path) -> Result<Self> {
         let certs = crate::ws::tls::read_certificates(path)?;
         self.extra_roots.extend(certs);
         self.tls = tls_config(&self.extra_roots)?;
@@ -93,7 +143,7 @@ impl OperatorClient {
     }
 
     /// Recent calls, newest first.
-    pub async fn calls(&self, query: &CallQuery) -> anyhow::Result<Vec<CallSummary>> {
+    pub async fn calls(&self, query: &CallQuery) -> Result<Vec<CallSummary>> {
         let mut pairs = url::form_urlencoded::Serializer::new(String::new());
         if let Some(outcome) = &query.outcome {
             pairs.append_pair("outcome", outcome);
@@ -111,7 +161,7 @@ impl OperatorClient {
 
     /// One call by call id, or any of its references (a Twilio call or stream SID);
     /// `None` when no call matches.
-    pub async fn call(&self, key: &str) -> anyhow::Result<Option<CallDetail>> {
+    pub async fn call(&self, key: &str) -> Result<Option<CallDetail>> {
         let (status, body) =
             self.send(http::Method::GET, &format!("/api/calls/{}", encode_segment(key)), Vec::new(), "application/json").await?;
         if status == http::StatusCode::NOT_FOUND {
@@ -121,13 +171,13 @@ impl OperatorClient {
     }
 
     /// Every component version (`GET /admin/components`).
-    pub async fn components(&self) -> anyhow::Result<serde_json::Value> {
+    pub async fn components(&self) -> Result<serde_json::Value> {
         self.get_json("/admin/components").await
     }
 
     /// Uploads `wasm` as the new version of `component`.
     /// The host checks the bytes it got against their SHA-256, sent in `Content-Digest`.
-    pub async fn upload(&self, component: &str, wasm: Vec<u8>) -> anyhow::Result<serde_json::Value> {
+    pub async fn upload(&self, component: &str, wasm: Vec<u8>) -> Result<serde_json::Value> {
         use base64::Engine;
         use sha2::Digest;
         let digest = format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&wasm)));
@@ -137,7 +187,7 @@ impl OperatorClient {
     }
 
     /// Deploys a file that is on the host.
-    pub async fn deploy_file(&self, component: &str, path: &str) -> anyhow::Result<serde_json::Value> {
+    pub async fn deploy_file(&self, component: &str, path: &str) -> Result<serde_json::Value> {
         let body = serde_json::json!({ "path": path }).to_string().into_bytes();
         let (status, body) = self
             .send(http::Method::POST, &format!("/admin/components/{}/deploy-file", encode_segment(component)), body, "application/json")
@@ -146,7 +196,7 @@ impl OperatorClient {
     }
 
     /// Makes version `to` (default: the one before the current) current again.
-    pub async fn rollback(&self, component: &str, to: Option<u32>) -> anyhow::Result<serde_json::Value> {
+    pub async fn rollback(&self, component: &str, to: Option<u32>) -> Result<serde_json::Value> {
         let body = to.map(|n| serde_json::json!({ "to": n }).to_string().into_bytes()).unwrap_or_default();
         let (status, body) = self
             .send(http::Method::POST, &format!("/admin/components/{}/rollback", encode_segment(component)), body, "application/json")
@@ -155,26 +205,20 @@ impl OperatorClient {
     }
 
     /// `GET path`, the body as text on a 2xx answer.
-    pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+    pub async fn get_text(&self, path: &str) -> Result<String> {
         let (status, body) = self.send(http::Method::GET, path, Vec::new(), "application/json").await?;
         check(status, &body)?;
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
     /// `GET path`, the body parsed as JSON on a 2xx answer.
-    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let (status, body) = self.send(http::Method::GET, path, Vec::new(), "application/json").await?;
         parse_json(status, &body)
     }
 
     /// Sends one request; the status and body, whatever the status.
-    pub async fn send(
-        &self,
-        method: http::Method,
-        path: &str,
-        body: Vec<u8>,
-        content_type: &str,
-    ) -> anyhow::Result<(http::StatusCode, Bytes)> {
+    pub async fn send(&self, method: http::Method, path: &str, body: Vec<u8>, content_type: &str) -> Result<(http::StatusCode, Bytes)> {
         self.send_with(method, path, body, content_type, &[]).await
     }
 
@@ -186,12 +230,12 @@ impl OperatorClient {
         body: Vec<u8>,
         content_type: &str,
         headers: &[(&str, &str)],
-    ) -> anyhow::Result<(http::StatusCode, Bytes)> {
-        let host = self.base.host_str().context("the operator URL has no host")?.to_owned();
+    ) -> Result<(http::StatusCode, Bytes)> {
+        let host = self.base.host_str().ok_or_else(|| ClientError::Url(format!("the operator URL {} has no host", self.base)))?.to_owned();
         let port = self.base.port_or_known_default().unwrap_or(80);
         let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
             .await
-            .with_context(|| format!("connecting to the operator listener at {}", self.base))?;
+            .map_err(|source| ClientError::Connect { url: self.base.to_string(), source })?;
         let _ = tcp.set_nodelay(true);
         let mut request = http::Request::builder()
             .method(method)
@@ -204,14 +248,14 @@ impl OperatorClient {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let request = request.body(Full::new(Bytes::from(body)))?;
+        let request = request.body(Full::new(Bytes::from(body))).map_err(|e| ClientError::Http(e.to_string()))?;
         let response = if self.base.scheme() == "https" {
             let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
-                .with_context(|| format!("{host} is not a TLS server name"))?;
+                .map_err(|e| ClientError::Url(format!("{host} is not a TLS server name: {e}")))?;
             let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
                 .connect(name, tcp)
                 .await
-                .with_context(|| format!("TLS with the operator listener at {}", self.base))?;
+                .map_err(|source| ClientError::Handshake { url: self.base.to_string(), source })?;
             exchange(TokioIo::new(stream), request).await?
         } else {
             exchange(TokioIo::new(tcp), request).await?
@@ -220,19 +264,20 @@ impl OperatorClient {
     }
 }
 
-async fn exchange<I>(io: I, request: http::Request<Full<Bytes>>) -> anyhow::Result<(http::StatusCode, Bytes)>
+async fn exchange<I>(io: I, request: http::Request<Full<Bytes>>) -> Result<(http::StatusCode, Bytes)>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+    let http = |e: hyper::Error| ClientError::Http(e.to_string());
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.map_err(http)?;
     tokio::spawn(connection);
-    let response = sender.send_request(request).await.context("sending the request to the operator listener")?;
+    let response = sender.send_request(request).await.map_err(http)?;
     let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
+    let body = response.into_body().collect().await.map_err(http)?.to_bytes();
     Ok((status, body))
 }
 
-fn check(status: http::StatusCode, body: &[u8]) -> anyhow::Result<()> {
+fn check(status: http::StatusCode, body: &[u8]) -> Result<()> {
     if status.is_success() {
         return Ok(());
     }
@@ -241,12 +286,12 @@ fn check(status: http::StatusCode, body: &[u8]) -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v["error"].as_str().map(str::to_owned))
         .unwrap_or_else(|| text.trim().to_owned());
-    bail!("the host answered {status}: {reason}")
+    Err(ClientError::Status { status, reason })
 }
 
-fn parse_json<T: DeserializeOwned>(status: http::StatusCode, body: &[u8]) -> anyhow::Result<T> {
+fn parse_json<T: DeserializeOwned>(status: http::StatusCode, body: &[u8]) -> Result<T> {
     check(status, body)?;
-    serde_json::from_slice(body).with_context(|| format!("unexpected answer: {}", String::from_utf8_lossy(body)))
+    serde_json::from_slice(body).map_err(|source| ClientError::Answer { body: String::from_utf8_lossy(body).into_owned(), source })
 }
 
 /// A path segment with everything but unreserved characters percent-encoded.
@@ -260,7 +305,7 @@ fn encode_segment(segment: &str) -> String {
         .collect()
 }
 
-fn tls_config(extra: &[rustls::pki_types::CertificateDer<'static>]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+fn tls_config(extra: &[rustls::pki_types::CertificateDer<'static>]) -> Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     for cert in extra {
         roots.add(cert.clone())?;

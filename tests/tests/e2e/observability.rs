@@ -11,7 +11,7 @@ use switchboard_harness::{ComponentSpec, FakeServer, TestClient, TestHost, calle
 use crate::init_tracing;
 
 async fn get_json(host: &TestHost, path: &str) -> anyhow::Result<serde_json::Value> {
-    host.operator(None)?.get_json(path).await
+    Ok(host.operator(None)?.get_json(path).await?)
 }
 
 fn flush(host: &TestHost) {

@@ -16,7 +16,7 @@ fn admin(host: &TestHost) -> anyhow::Result<switchboard::http::client::OperatorC
 }
 
 async fn upload(host: &TestHost, file: &str) -> anyhow::Result<serde_json::Value> {
-    admin(host)?.upload("app", std::fs::read(file)?).await
+    Ok(admin(host)?.upload("app", std::fs::read(file)?).await?)
 }
 
 /// One caller: reads the version banner, streams `frames` 160-byte frames at 20 ms and
