@@ -9,6 +9,7 @@ fn main() {
         "versioned-v2-guest",
         "autobahn-guest",
         "billing-guest",
+        "fetch-guest",
         "voice-pipeline",
     ]) {
         Ok(built) => guest_build::export_paths(&built),

@@ -17,7 +17,7 @@ use switchboard_bench::report::{Machine, Report, trial_line};
 use switchboard_bench::soak::{self, SoakPlan};
 use switchboard_bench::sut::{self, Environment, System};
 use switchboard_bench::trial::{self, Phases};
-use switchboard_bench::{chart, instantiate, search};
+use switchboard_bench::{chart, fetch_latency, instantiate, search};
 use switchboard_sim::tls::TestCa;
 
 #[derive(Parser)]
@@ -64,6 +64,18 @@ enum Command {
         /// Measurement window, seconds.
         #[arg(long, default_value_t = 20)]
         measure_secs: u64,
+    },
+    /// The latency a `wasi:http` request gains through Switchboard, against native hyper.
+    Http {
+        /// Requests timed per round and system.
+        #[arg(long, default_value_t = 5_000)]
+        requests: u32,
+        /// Requests made first in each round and not timed.
+        #[arg(long, default_value_t = 500)]
+        warmup: u32,
+        /// Rounds, alternating the systems.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
     },
     /// Instantiation time of the voice-pipeline component, pooling vs on-demand.
     Instantiate {
@@ -148,15 +160,39 @@ async fn run(cli: Cli, machine: Machine) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let ca = TestCa::new()?;
-    let api_key = "bench-key";
-    let deepgram = FakeDeepgram::start(ca.server_config()?, api_key).await?;
-    let work_dir = out.join("work");
-    std::fs::create_dir_all(&work_dir)?;
     let bin_dir = match cli.common.bin_dir.clone() {
         Some(dir) => dir,
         None => std::env::current_exe()?.parent().context("the bench binary has no folder")?.to_owned(),
     };
+    let work_dir = out.join("work");
+    std::fs::create_dir_all(&work_dir)?;
+    if let Command::Http { requests, warmup, rounds } = command {
+        let plan = fetch_latency::Plan {
+            requests,
+            warmup,
+            rounds,
+            bin_dir,
+            work_dir: std::path::absolute(&work_dir)?,
+            cpus: machine.system_cpus.clone(),
+            fetch_wasm: PathBuf::from(env!("GUEST_FETCH_GUEST")),
+        };
+        println!(
+            "machine: {} ({} cores); systems on CPU {:?}, harness on CPU {:?}",
+            machine.cpu, machine.cores, machine.system_cpus, machine.harness_cpu
+        );
+        println!("http: {rounds} rounds of {requests} sequential GETs (after {warmup} untimed) per system");
+        let outcome = fetch_latency::run(&plan, |line| println!("{line}")).await?;
+        let table = outcome.table();
+        println!("{table}");
+        std::fs::write(out.join("http.md"), &table)?;
+        std::fs::write(out.join("http.json"), serde_json::to_string_pretty(&outcome)?)?;
+        println!("written: {}", out.join("http.md").display());
+        return Ok(());
+    }
+
+    let ca = TestCa::new()?;
+    let api_key = "bench-key";
+    let deepgram = FakeDeepgram::start(ca.server_config()?, api_key).await?;
     let environment = Environment {
         deepgram_url: deepgram.url(),
         deepgram_origin: deepgram.origin(),
@@ -245,7 +281,7 @@ async fn run(cli: Cli, machine: Machine) -> anyhow::Result<()> {
             std::fs::write(&path, serde_json::to_string_pretty(&serde_json::json!({ "alone": alone, "beside": beside }))?)?;
             println!("written: {}", path.display());
         }
-        Command::Instantiate { .. } => unreachable!("handled above"),
+        Command::Instantiate { .. } | Command::Http { .. } => unreachable!("handled above"),
     }
     Ok(())
 }

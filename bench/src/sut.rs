@@ -194,12 +194,14 @@ pub fn bench_key_header() -> FileSecretHeader {
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
+/// A loopback port free right now.
+pub fn free_port() -> std::io::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
 
-async fn wait_listening(address: &str, patience: Duration) -> anyhow::Result<()> {
+/// Waits until something accepts TCP connections on `address`.
+pub async fn wait_listening(address: &str, patience: Duration) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + patience;
     loop {
         if TcpStream::connect(address).await.is_ok() {

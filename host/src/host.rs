@@ -43,10 +43,10 @@ pub enum StartError {
     Component(#[from] LoadError),
     /// The public listener's TLS files are unusable.
     #[error("inbound TLS: {0}")]
-    Tls(crate::ws::tls::TlsSetupError),
+    Tls(crate::net::tls::TlsSetupError),
     /// The operator listener's TLS files are unusable.
     #[error("operator TLS: {0}")]
-    OperatorTls(crate::ws::tls::TlsSetupError),
+    OperatorTls(crate::net::tls::TlsSetupError),
     /// The data directory cannot be used.
     #[error("data directory: {0}")]
     DataDir(String),
@@ -110,7 +110,7 @@ impl Switchboard {
         timeline.observe(Box::new(move |marker| observed.observe(marker)));
         let recorder = calls.clone();
         timeline.observe(Box::new(move |marker| recorder.record(marker)));
-        let acceptor = |tls: &crate::config::InboundTls| crate::ws::tls::server_acceptor(&tls.cert, &tls.key);
+        let acceptor = |tls: &crate::config::InboundTls| crate::net::tls::server_acceptor(&tls.cert, &tls.key);
         let tls = config.tls.as_ref().map(acceptor).transpose().map_err(StartError::Tls)?;
         let operator_tls = config.operator.tls.as_ref().map(acceptor).transpose().map_err(StartError::OperatorTls)?;
         let state = HostState::new(Parts { config, versions, timeline, metrics, calls, tls, operator_tls });

@@ -23,7 +23,9 @@
 //! | [`policy`] | egress allowlist, secret headers, Twilio signatures |
 //! | [`observe`] | the call timeline, metrics, the call store and its classification |
 //! | [`config`] | the TOML file, its defaults and validation |
-//! | [`ws`] | pumped WebSockets both ways, dialing, TLS; no WIT types |
+//! | [`net`] | reaching a checked outbound address: DNS, TCP, TLS; the TLS settings |
+//! | [`ws`] | pumped WebSockets both ways and dialing them; no WIT types |
+//! | [`fetch`] | outbound HTTP exchanges: pooled connections, deadlines, capped bodies; no WIT types |
 //! | [`runtime`] | the engine, per-call state, limits, the host side of every WIT interface |
 //! | [`deploy`] | component versions, the artifact store, file watching |
 //! | [`call`] | one call from upgrade to close, and the caller's deadlines |
@@ -34,8 +36,10 @@
 pub mod call;
 pub mod config;
 pub mod deploy;
+pub mod fetch;
 pub mod host;
 pub mod http;
+pub mod net;
 pub mod observe;
 pub mod policy;
 pub mod runtime;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The wings, lowest first: a wing may use the wings before it, never those after.
-const WINGS: &[&str] = &["policy", "observe", "config", "ws", "runtime", "deploy", "call", "state", "http", "host"];
+const WINGS: &[&str] = &["policy", "observe", "config", "net", "ws", "fetch", "runtime", "deploy", "call", "state", "http", "host"];
 
 /// Module pairs that name each other by design, with why.
 const ALLOWED_LOOPS: &[(&str, &str, &str)] = &[(

@@ -49,13 +49,13 @@ fn check_names_a_bad_value_and_its_key() {
     let config = write(
         &dir,
         "limits.toml",
-        "[[routes]]\npath = \"/x\"\ncomponent = \"c\"\n[components.c]\nbuiltin = \"voice-pipeline\"\nallow_outbound = [\"https://api.deepgram.com\"]\n",
+        "[[routes]]\npath = \"/x\"\ncomponent = \"c\"\n[components.c]\nbuiltin = \"voice-pipeline\"\nallow_outbound = [\"ftp://api.deepgram.com\"]\n",
     );
     let output = switchboard(&["check", "--config", &config]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("components.c.allow_outbound"), "{stderr}");
-    assert!(stderr.contains("not a WebSocket scheme"), "{stderr}");
+    assert!(stderr.contains("not an outbound scheme"), "{stderr}");
 }
 
 #[test]

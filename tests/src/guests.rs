@@ -18,3 +18,6 @@ pub const AUTOBAHN: &str = env!("GUEST_AUTOBAHN_GUEST");
 /// Relays `charge <amount>` requests to a made-up billing API, naming its legs
 /// (`customer`, `billing`) and reporting its faults (classification tests).
 pub const BILLING: &str = env!("GUEST_BILLING_GUEST");
+/// Sends `wasi:http` requests as the caller's text messages say (`get`, `sse`, `many`,
+/// `snoop`) while relaying binary messages over the outbound `relay` socket.
+pub const FETCH: &str = env!("GUEST_FETCH_GUEST");

@@ -1,8 +1,9 @@
 //! Integration test harness for Switchboard components.
 //!
 //! Everything runs on loopback with ports from 0: a real host ([`TestHost`]) serving your
-//! component, real WebSocket clients ([`TestClient`]) and real WebSocket servers
-//! ([`FakeServer`]) with real TLS from a CA made at test time ([`TestCa`]).
+//! component, real WebSocket clients ([`TestClient`]), real WebSocket servers
+//! ([`FakeServer`]) and HTTP servers ([`FakeHttpServer`]) with real TLS from a CA made at
+//! test time ([`TestCa`]).
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
@@ -23,11 +24,13 @@
 //! ```
 
 pub mod client;
+pub mod fake_http;
 pub mod fake_server;
 pub mod guests;
 pub mod host;
 
 pub use client::TestClient;
+pub use fake_http::{FakeHttpServer, RecordedRequest, Reply, RunningHttpServer};
 pub use fake_server::{FakeServer, Handshake, RunningServer};
 pub use host::{ComponentSpec, Deadlines, HostBuilder, TestHost};
 /// The Twilio caller and Deepgram simulators (crate `switchboard-sim`).

@@ -11,7 +11,9 @@
 //! switchboard_guest::export_handler!(Echo);
 //! ```
 //!
-//! The bindings are generated once here so every guest shares them.
+//! The bindings are generated once here so every guest shares them. Helpers: [`io`]
+//! (waiting on pollables), [`http`] (requests with streamed responses over `wasi:http`),
+//! [`sse`] (server-sent events), [`timeline`] (markers and faults).
 
 #![allow(missing_docs, reason = "the generated bindings carry the WIT's own docs")]
 
@@ -28,7 +30,9 @@ pub mod bindings {
     });
 }
 
+pub mod http;
 pub mod io;
+pub mod sse;
 pub mod timeline;
 
 pub use bindings::exports::switchboard::call::handler::{Guest as Handler, RequestInfo};

@@ -189,6 +189,27 @@ pub struct FileLimits {
     /// Longest handshake deadline a guest may ask for, ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connect_timeout_ms: Option<u64>,
+    /// `wasi:http` requests under way at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_http_requests_in_flight: Option<u32>,
+    /// `wasi:http` requests over an instance's life.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_http_requests: Option<u32>,
+    /// Connect (DNS, TCP, TLS) deadline of a request, ms; a guest may ask for less.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_connect_timeout_ms: Option<u64>,
+    /// Deadline from sending a request to its response head, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_first_byte_timeout_ms: Option<u64>,
+    /// Longest silence inside a response body, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_between_bytes_timeout_ms: Option<u64>,
+    /// Largest request body, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_http_request_body_bytes: Option<u64>,
+    /// Largest response body, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_http_response_body_bytes: Option<u64>,
     /// Bytes of guest stdout and stderr logged per call; the rest is counted and dropped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_bytes: Option<u64>,

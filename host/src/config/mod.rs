@@ -194,6 +194,21 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// Longest deadline a guest may ask for.
     pub max_connect_timeout: Duration,
+    /// `wasi:http` requests an instance may have under way at once (a request holds its
+    /// place until its response body is finished or dropped).
+    pub max_http_requests_in_flight: u32,
+    /// `wasi:http` requests over an instance's life.
+    pub max_http_requests: u32,
+    /// Deadline for DNS, TCP and TLS of a request; a guest may ask for less.
+    pub http_connect_timeout: Duration,
+    /// Deadline from sending a request to its response head; a guest may ask for less.
+    pub http_first_byte_timeout: Duration,
+    /// Longest silence inside a response body; a guest may ask for less.
+    pub http_between_bytes_timeout: Duration,
+    /// Largest request body a guest may send, bytes.
+    pub max_http_request_body_bytes: u64,
+    /// Largest response body handed to a guest, bytes; the body fails past it.
+    pub max_http_response_body_bytes: u64,
     /// Bytes of guest stdout and stderr logged per call.
     pub log_bytes: usize,
     /// Bytes of guest output logged per second once the burst is spent.
@@ -213,6 +228,13 @@ impl Default for Limits {
             receive_buffer_bytes: 1 << 20,
             connect_timeout: Duration::from_secs(10),
             max_connect_timeout: Duration::from_secs(60),
+            max_http_requests_in_flight: 8,
+            max_http_requests: 10_000,
+            http_connect_timeout: Duration::from_secs(10),
+            http_first_byte_timeout: Duration::from_secs(60),
+            http_between_bytes_timeout: Duration::from_secs(30),
+            max_http_request_body_bytes: 1 << 20,
+            max_http_response_body_bytes: 16 << 20,
             log_bytes: 1 << 20,
             log_bytes_per_second: 4 * 1024,
         }

@@ -329,6 +329,21 @@ impl Validator<'_> {
             0,
             1_000_000,
         )?;
+        let count =
+            |field: &str, value: Option<u32>, default: u32, max: u64| range(field, value.map(u64::from), u64::from(default), 0, max);
+        let timeout =
+            |field: &str, value: Option<u64>, default: Duration| range(field, value, ms(default), 10, 3_600_000).map(Duration::from_millis);
+        let http_in_flight =
+            count("max_http_requests_in_flight", file.max_http_requests_in_flight, defaults.max_http_requests_in_flight, 1_000)?;
+        let http_requests = count("max_http_requests", file.max_http_requests, defaults.max_http_requests, 100_000_000)?;
+        let http_connect = timeout("http_connect_timeout_ms", file.http_connect_timeout_ms, defaults.http_connect_timeout)?;
+        let http_first_byte = timeout("http_first_byte_timeout_ms", file.http_first_byte_timeout_ms, defaults.http_first_byte_timeout)?;
+        let http_between_bytes =
+            timeout("http_between_bytes_timeout_ms", file.http_between_bytes_timeout_ms, defaults.http_between_bytes_timeout)?;
+        let http_request_body =
+            range("max_http_request_body_bytes", file.max_http_request_body_bytes, defaults.max_http_request_body_bytes, 0, 1 << 32)?;
+        let http_response_body =
+            range("max_http_response_body_bytes", file.max_http_response_body_bytes, defaults.max_http_response_body_bytes, 0, 1 << 34)?;
         let log_bytes = range("log_bytes", file.log_bytes, defaults.log_bytes as u64, 0, 1 << 30)?;
         let log_rate = range("log_bytes_per_second", file.log_bytes_per_second, defaults.log_bytes_per_second as u64, 1, 1 << 30)?;
         Ok(Limits {
@@ -342,6 +357,13 @@ impl Validator<'_> {
             receive_buffer_bytes: receive as usize,
             connect_timeout: Duration::from_millis(connect),
             max_connect_timeout: Duration::from_millis(max_connect),
+            max_http_requests_in_flight: http_in_flight as u32,
+            max_http_requests: http_requests as u32,
+            http_connect_timeout: http_connect,
+            http_first_byte_timeout: http_first_byte,
+            http_between_bytes_timeout: http_between_bytes,
+            max_http_request_body_bytes: http_request_body,
+            max_http_response_body_bytes: http_response_body,
             log_bytes: log_bytes as usize,
             log_bytes_per_second: log_rate as usize,
         })

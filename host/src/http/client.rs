@@ -28,7 +28,7 @@ pub enum ClientError {
     Url(String),
     /// A CA file could not be used.
     #[error(transparent)]
-    Tls(#[from] crate::ws::tls::TlsSetupError),
+    Tls(#[from] crate::net::tls::TlsSetupError),
     /// The TLS settings were refused.
     #[error("TLS configuration: {0}")]
     TlsConfig(#[from] rustls::Error),
@@ -131,7 +131,7 @@ impl OperatorClient {
     /// Trusts the CA certificates in a PEM file for `https://` (an operator listener with
     /// a certificate of the operator's own CA), besides the Mozilla roots.
     pub fn trust_pem_file(mut self, path: &Path) -> Result<Self> {
-        let certs = crate::ws::tls::read_certificates(path)?;
+        let certs = crate::net::tls::read_certificates(path)?;
         self.extra_roots.extend(certs);
         self.tls = tls_config(&self.extra_roots)?;
         Ok(self)
@@ -310,7 +310,7 @@ fn tls_config(extra: &[rustls::pki_types::CertificateDer<'static>]) -> Result<Ar
     for cert in extra {
         roots.add(cert.clone())?;
     }
-    let config = rustls::ClientConfig::builder_with_provider(crate::ws::tls::crypto_provider())
+    let config = rustls::ClientConfig::builder_with_provider(crate::net::tls::crypto_provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();

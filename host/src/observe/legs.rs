@@ -1,6 +1,7 @@
 //! The legs of one call: the names a guest gave them, checked, and the lane each marker is
 //! drawn on. The host never knows a component's leg names in advance; it learns them
-//! from the guest (`legs.name-inbound`, `legs.declare`, `connect-options.leg`).
+//! from the guest (`legs.name-inbound`, `legs.declare`, `connect-options.leg`, the
+//! `switchboard-leg` header of a `wasi:http` request).
 
 /// The lane of the host's own markers.
 pub const HOST_LEG: &str = "host";
@@ -12,6 +13,8 @@ pub const POLICY_LEG: &str = "policy";
 pub const DEFAULT_INBOUND_LEG: &str = "caller";
 /// An outbound connection's leg when the guest names none.
 pub const DEFAULT_OUTBOUND_LEG: &str = "outbound";
+/// The leg of a `wasi:http` request that names none (no `switchboard-leg` header).
+pub const DEFAULT_HTTP_LEG: &str = "http";
 /// Most legs a call may have.
 pub const MAX_LEGS: usize = 16;
 /// Longest leg name, characters.

@@ -174,6 +174,11 @@ pub const HOST_MARKERS: &[(&str, &[&str])] = &[
     ("outbound.failed", &["target", "cause", "detail", "status", "header", "body"]),
     ("outbound.denied", &["target", "cause", "detail"]),
     ("outbound.closed", &["target", "code", "reason", "by"]),
+    ("http.response", &["target", "method", "path", "status", "first_byte_ms", "reused"]),
+    ("http.complete", &["target", "status", "total_ms", "bytes_received", "bytes_sent", "end"]),
+    ("http.failed", &["target", "method", "path", "status", "cause", "detail"]),
+    ("http.denied", &["target", "method", "path", "cause", "detail"]),
+    ("http.unmarked", &["limit"]),
     ("call.deadline", &["deadline", "limit_ms", "reason"]),
     ("call.draining", &["code"]),
     ("guest.returned", &["cpu_ms", "memory_kib"]),
@@ -198,7 +203,7 @@ pub const REPORT_MARKERS: &[(&str, &[&str])] = &[
 ];
 
 /// Name prefixes (and names) a guest's `emit` may not use: they are the host's.
-pub const RESERVED_NAMES: &[&str] = &["call.", "instance.", "guest.", "outbound.", "markers.", "leg.", "transcript.entry"];
+pub const RESERVED_NAMES: &[&str] = &["call.", "instance.", "guest.", "outbound.", "http.", "markers.", "leg.", "transcript.entry"];
 
 /// Longest marker name kept from a guest, bytes.
 pub const MAX_NAME_BYTES: usize = 128;

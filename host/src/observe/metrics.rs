@@ -2,7 +2,9 @@
 //!
 //! Most figures are derived from the call timeline (every marker passes through
 //! [`Metrics::observe`]); frames, bytes and would-blocks are counted by the socket pumps
-//! themselves ([`WireCounters`]), and gauges are read when scraped.
+//! themselves ([`WireCounters`]), `wasi:http` requests by the runtime as they end
+//! ([`Metrics::http_request`], since a call marks only its first requests), and gauges are
+//! read when scraped.
 
 use std::sync::Arc;
 
@@ -75,6 +77,19 @@ struct ConnectLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    leg: String,
+    target: String,
+    result: String,
+    cause: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    target: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FaultLabels {
     leg: String,
     impact: String,
@@ -98,6 +113,8 @@ struct CodeLabels {
 
 /// Distinct leg names the metrics label; later ones are counted as `other`.
 pub const MAX_LEG_LABELS: usize = 32;
+/// Distinct request targets the metrics label; later ones are counted as `other`.
+pub const MAX_TARGET_LABELS: usize = 32;
 
 /// Every metric of the host.
 pub struct Metrics {
@@ -115,8 +132,12 @@ pub struct Metrics {
     handshake: Histogram,
     traps: Family<CauseLabels, Counter>,
     faults: Family<FaultLabels, Counter>,
+    requests: Family<RequestLabels, Counter>,
+    first_byte: Family<TargetLabels, Histogram>,
     /// Leg names seen so far: labels are bounded whatever guests call their legs.
     legs: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Request targets seen so far, bounded the same way (a `*` rule allows any host).
+    targets: std::sync::Mutex<std::collections::BTreeSet<String>>,
     store_dropped: Gauge,
 }
 
@@ -152,7 +173,12 @@ impl Metrics {
             handshake: Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             traps: Family::default(),
             faults: Family::default(),
+            requests: Family::default(),
+            first_byte: Family::new_with_constructor(|| {
+                Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+            }),
             legs: std::sync::Mutex::default(),
+            targets: std::sync::Mutex::default(),
             store_dropped: Gauge::default(),
             registry,
         };
@@ -168,6 +194,16 @@ impl Metrics {
         r.register("calls_closed", "calls ended, by inbound close code", self.calls_closed.clone());
         r.register("outbound_connects", "outbound connects, by result and cause", self.connects.clone());
         r.register("outbound_handshake_seconds", "outbound handshake time (DNS, TCP, TLS, upgrade)", self.handshake.clone());
+        r.register(
+            "http_requests",
+            "wasi:http requests, by leg, target, result (status class, failed, denied) and cause",
+            self.requests.clone(),
+        );
+        r.register(
+            "http_first_byte_seconds",
+            "wasi:http time from sending a request to its response head, by target",
+            self.first_byte.clone(),
+        );
         r.register("guest_traps", "guest traps, by cause (cpu-budget is a CPU-budget kill)", self.traps.clone());
         r.register("guest_faults", "faults guests reported, by leg and impact (recovered or failed)", self.faults.clone());
         r.register("store_markers_dropped", "markers the call store could not keep up with", self.store_dropped.clone());
@@ -214,11 +250,31 @@ impl Metrics {
         self.connects.get_or_create(&ConnectLabels { leg: self.leg_label(&marker.leg), result: result.to_owned(), cause }).inc();
     }
 
+    /// Counts one ended `wasi:http` request: `result` is its status class (`2xx` ...),
+    /// `failed` or `denied`; `cause` says why for the last two.
+    pub fn http_request(&self, leg: &str, target: &str, result: &str, cause: &str) {
+        let labels = RequestLabels {
+            leg: self.leg_label(leg),
+            target: self.target_label(target),
+            result: result.to_owned(),
+            cause: cause.to_owned(),
+        };
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Records a request's time to its response head.
+    pub fn http_first_byte(&self, target: &str, seconds: f64) {
+        self.first_byte.get_or_create(&TargetLabels { target: self.target_label(target) }).observe(seconds);
+    }
+
     /// `leg` as a label value: the first [`MAX_LEG_LABELS`] leg names seen keep theirs,
     /// later ones are `other`, so a guest naming legs at random cannot grow the page.
     fn leg_label(&self, leg: &str) -> String {
-        let mut legs = self.legs.lock().unwrap_or_else(|p| p.into_inner());
-        if legs.contains(leg) || legs.len() < MAX_LEG_LABELS && legs.insert(leg.to_owned()) { leg.to_owned() } else { "other".to_owned() }
+        bounded_label(&self.legs, leg, MAX_LEG_LABELS)
+    }
+
+    fn target_label(&self, target: &str) -> String {
+        bounded_label(&self.targets, target, MAX_TARGET_LABELS)
     }
 
     /// The Prometheus text exposition, with gauges read now.
@@ -231,6 +287,12 @@ impl Metrics {
         }
         out
     }
+}
+
+/// `value` if it is among the first `max` distinct values seen, else `other`.
+fn bounded_label(seen: &std::sync::Mutex<std::collections::BTreeSet<String>>, value: &str, max: usize) -> String {
+    let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.contains(value) || seen.len() < max && seen.insert(value.to_owned()) { value.to_owned() } else { "other".to_owned() }
 }
 
 #[cfg(test)]

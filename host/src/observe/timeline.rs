@@ -278,10 +278,10 @@ impl CallTimeline {
         self.legs().inbound().to_owned()
     }
 
-    /// The leg of an outbound connection the guest labelled `label` (checked and added to
-    /// the call's legs), or why the label is refused.
-    pub fn connection_leg(&self, label: Option<&str>) -> Result<String, LegError> {
-        let name = label.unwrap_or(super::legs::DEFAULT_OUTBOUND_LEG);
+    /// The leg of an outbound connection or request the guest labelled `label` (checked
+    /// and added to the call's legs; `default` when unlabelled), or why the label is refused.
+    pub fn connection_leg(&self, label: Option<&str>, default: &str) -> Result<String, LegError> {
+        let name = label.unwrap_or(default);
         self.legs().add(name)?;
         Ok(name.to_owned())
     }
@@ -429,7 +429,7 @@ mod tests {
         let timeline = Timeline::new(10);
         let call = timeline.start_call(CallId(2));
         call.report(Report::NameInbound("twilio".into()));
-        assert_eq!(call.connection_leg(Some("deepgram")), Ok("deepgram".to_owned()));
+        assert_eq!(call.connection_leg(Some("deepgram"), "outbound"), Ok("deepgram".to_owned()));
         call.guest("deepgram.open".into(), vec![("session".into(), Value::from(1u32))]);
         call.guest("twilio.start".into(), Vec::new());
         call.guest("utterance".into(), Vec::new());

@@ -1,8 +1,9 @@
-//! The egress allowlist: which `ws://` / `wss://` targets a component may connect to.
+//! The egress allowlist: which `ws://`, `wss://`, `http://` and `https://` targets a
+//! component may reach, for its WebSockets and its `wasi:http` requests alike.
 //!
 //! Rules are written `scheme://host[:port]` and parsed once, when the configuration is
-//! loaded. A rule's scheme must match exactly, so `ws://` is only reachable where a rule
-//! names it. A host is exact (`api.deepgram.com`, `127.0.0.1`, `[::1]`), a subdomain
+//! loaded. A rule's scheme must match exactly, so `ws://` and `http://` are only reachable
+//! where a rule names them, and a `wss://` rule does not open `https://` to the same host. A host is exact (`api.deepgram.com`, `127.0.0.1`, `[::1]`), a subdomain
 //! wildcard (`*.deepgram.com`, which does not match `deepgram.com` itself) or `*` (any
 //! host). A missing port means the scheme's default (80 or 443); `:*` means any port.
 //!
@@ -18,28 +19,45 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-/// A WebSocket URL scheme.
+/// An outbound URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     /// Plain `ws://`.
     Ws,
     /// `wss://`, WebSocket over TLS.
     Wss,
+    /// Plain `http://`.
+    Http,
+    /// `https://`.
+    Https,
 }
 
 impl Scheme {
     /// The port used when a URL or rule names none.
     pub fn default_port(self) -> u16 {
         match self {
-            Scheme::Ws => 80,
-            Scheme::Wss => 443,
+            Scheme::Ws | Scheme::Http => 80,
+            Scheme::Wss | Scheme::Https => 443,
         }
     }
 
-    fn parse(text: &str) -> Option<Scheme> {
+    /// Whether connections of this scheme run over TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Scheme::Wss | Scheme::Https)
+    }
+
+    /// Whether this is a WebSocket scheme (`ws` or `wss`).
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Scheme::Ws | Scheme::Wss)
+    }
+
+    /// The scheme `text` names (any case), if it is one of the four.
+    pub fn parse(text: &str) -> Option<Scheme> {
         match text.to_ascii_lowercase().as_str() {
             "ws" => Some(Scheme::Ws),
             "wss" => Some(Scheme::Wss),
+            "http" => Some(Scheme::Http),
+            "https" => Some(Scheme::Https),
             _ => None,
         }
     }
@@ -50,6 +68,8 @@ impl fmt::Display for Scheme {
         f.write_str(match self {
             Scheme::Ws => "ws",
             Scheme::Wss => "wss",
+            Scheme::Http => "http",
+            Scheme::Https => "https",
         })
     }
 }
@@ -118,8 +138,9 @@ impl FromStr for AllowRule {
         let Some((scheme_text, rest)) = rule.split_once("://") else {
             return Err(RuleError::new(rule, "it does not contain a scheme (e.g. 'wss://api.example.com')"));
         };
-        let scheme = Scheme::parse(scheme_text)
-            .ok_or_else(|| RuleError::new(rule, format!("`{scheme_text}://` is not a WebSocket scheme: use `ws://` or `wss://`")))?;
+        let scheme = Scheme::parse(scheme_text).ok_or_else(|| {
+            RuleError::new(rule, format!("`{scheme_text}://` is not an outbound scheme: use `wss://`, `https://`, `ws://` or `http://`"))
+        })?;
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.contains(['/', '?', '#', '@']) {
             return Err(RuleError::new(rule, "a rule names a scheme, host and port only: no path, query or user"));
@@ -284,18 +305,21 @@ pub enum UrlError {
     /// Not a URL at all.
     #[error("not a URL: {0}")]
     Malformed(String),
-    /// A scheme other than `ws` or `wss`.
-    #[error("scheme `{0}` is not `ws` or `wss`")]
+    /// A scheme other than `ws` or `wss` for a WebSocket.
+    #[error("scheme `{0}` is not `ws` or `wss` (HTTP requests go through wasi:http)")]
     Scheme(String),
+    /// A scheme other than `http` or `https` for an HTTP request.
+    #[error("scheme `{0}` is not `http` or `https`")]
+    HttpScheme(String),
     /// No host.
     #[error("the URL has no host")]
     NoHost,
 }
 
-/// Parses an outbound URL into the URL itself and the target that policy checks.
+/// Parses an outbound WebSocket URL into the URL itself and the target that policy checks.
 pub fn parse_target(text: &str) -> Result<(url::Url, Target), UrlError> {
     let url = url::Url::parse(text).map_err(|e| UrlError::Malformed(e.to_string()))?;
-    let scheme = Scheme::parse(url.scheme()).ok_or_else(|| UrlError::Scheme(url.scheme().to_owned()))?;
+    let scheme = Scheme::parse(url.scheme()).filter(|s| s.is_websocket()).ok_or_else(|| UrlError::Scheme(url.scheme().to_owned()))?;
     let host = match url.host() {
         Some(url::Host::Domain(domain)) => domain.to_ascii_lowercase(),
         Some(url::Host::Ipv4(ip)) => ip.to_string(),
@@ -305,6 +329,22 @@ pub fn parse_target(text: &str) -> Result<(url::Url, Target), UrlError> {
     };
     let port = url.port().unwrap_or(scheme.default_port());
     Ok((url, Target { scheme, host, port }))
+}
+
+/// The target of an HTTP request URI (absolute form, as `wasi:http` builds it).
+pub fn http_target(uri: &http::Uri) -> Result<Target, UrlError> {
+    let scheme_text = uri.scheme_str().unwrap_or_default();
+    let scheme = Scheme::parse(scheme_text).filter(|s| !s.is_websocket()).ok_or_else(|| UrlError::HttpScheme(scheme_text.to_owned()))?;
+    let host = uri.host().filter(|h| !h.is_empty()).ok_or(UrlError::NoHost)?;
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => {
+            let ip = v6.parse::<std::net::Ipv6Addr>().map_err(|e| UrlError::Malformed(format!("{host}: {e}")))?;
+            canonical(IpAddr::V6(ip)).to_string()
+        }
+        None => host.to_ascii_lowercase(),
+    };
+    let port = uri.port_u16().unwrap_or(scheme.default_port());
+    Ok(Target { scheme, host, port })
 }
 
 #[cfg(test)]
@@ -348,7 +388,7 @@ mod tests {
     fn bad_rules_say_what_is_expected() {
         let message = |rule: &str| AllowRule::from_str(rule).expect_err("rule must be refused").to_string();
         assert!(message("api.deepgram.com").contains("does not contain a scheme"));
-        assert!(message("https://api.deepgram.com").contains("not a WebSocket scheme"));
+        assert!(message("ftp://api.deepgram.com").contains("not an outbound scheme"));
         assert!(message("wss://api.deepgram.com/v1/listen").contains("no path"));
         assert!(message("wss://api.deepgram.com:99999").contains("1 to 65535"));
         assert!(message("wss://api.*.com").contains("leading label"));
@@ -393,5 +433,21 @@ mod tests {
     fn urls_that_are_not_websocket_targets() {
         assert_eq!(parse_target("https://a.com/"), Err(UrlError::Scheme("https".into())));
         assert!(matches!(parse_target("not a url"), Err(UrlError::Malformed(_))));
+    }
+
+    #[test]
+    fn http_rules_are_their_own_schemes() {
+        let http = |uri: &str| http_target(&uri.parse::<http::Uri>().expect("uri")).expect("http target");
+        let policy = EgressPolicy::parse(&["https://api.openai.com", "http://127.0.0.1:*", "wss://api.deepgram.com"]).expect("rules");
+        assert!(policy.allows(&http("https://api.openai.com/v1/chat/completions?x=1")));
+        assert!(!policy.allows(&http("http://api.openai.com/")), "http must be named to be allowed");
+        assert!(!policy.allows(&http("https://api.deepgram.com/v1/speak")), "a wss rule does not open https");
+        assert!(!policy.allows(&target("wss://api.openai.com/")), "an https rule does not open wss");
+        assert!(policy.allows(&http("http://127.0.0.1:8080/")));
+        assert_eq!(http("https://[::ffff:127.0.0.1]:9/").host, "127.0.0.1");
+        assert_eq!(http("HTTPS://API.OpenAI.com/").port, 443);
+        let bad = |uri: &str| http_target(&uri.parse::<http::Uri>().expect("uri"));
+        assert_eq!(bad("wss://a.com/"), Err(UrlError::HttpScheme("wss".into())));
+        assert_eq!(bad("/relative"), Err(UrlError::HttpScheme(String::new())));
     }
 }

@@ -14,6 +14,7 @@ wasmtime::component::bindgen!({
         "wasi:io": wasmtime_wasi::p2::bindings::io,
         "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
         "wasi:cli": wasmtime_wasi::p2::bindings::cli,
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
         "switchboard:call/websocket.connection": crate::runtime::types::Connection,
         "switchboard:call/outbound.future-connection": crate::runtime::types::FutureConnection,
     },

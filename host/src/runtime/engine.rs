@@ -94,6 +94,7 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_config::add_to_linker(&mut linker, |state: &mut CallState| state.config())?;
+    super::http_impl::add_to_linker(&mut linker)?;
     websocket::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;
     outbound::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;
     markers::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;

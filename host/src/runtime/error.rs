@@ -2,7 +2,7 @@
 //! wrong with it (a missing import by name, the export it lacks, bytes that are not a
 //! component).
 
-use crate::ws::tls::TlsSetupError;
+use crate::net::tls::TlsSetupError;
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -8,13 +8,16 @@
 //!   holds; [`limits`], [`cpu`]: the memory limit and the CPU budget; [`output`]: the
 //!   guest's stdout and stderr;
 //! - [`bindings`]: the one `bindgen!`; [`types`]: the concrete types behind the WIT
-//!   resources; `*_impl`: the `Host` traits, one file per WIT interface.
+//!   resources; `*_impl`: the `Host` traits, one file per WIT interface ([`http_impl`]:
+//!   `wasi:http` in the linker; [`http_hooks`]: its send hook, where the policy is).
 
 pub mod bindings;
 pub mod component;
 pub mod cpu;
 pub mod engine;
 pub mod error;
+pub mod http_hooks;
+pub mod http_impl;
 mod legs_impl;
 pub mod limits;
 mod markers_impl;

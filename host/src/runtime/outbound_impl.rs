@@ -15,6 +15,7 @@ use super::bindings::switchboard::call::outbound::{ConnectOptions, Host, HostFut
 use super::bindings::{ErrorCode, HandshakeResponse};
 use super::state::CallState;
 use super::types::{Connection, FutureConnection};
+use crate::observe::legs::DEFAULT_OUTBOUND_LEG;
 use crate::observe::timeline::{CallTimeline, Value};
 use crate::policy::egress::{Target, parse_target};
 use crate::ws::dial::{DialError, DialRequest, dial};
@@ -35,7 +36,7 @@ const RESERVED_HEADERS: &[&str] = &[
 
 impl Host for CallState {
     async fn connect(&mut self, url: String, options: ConnectOptions) -> wasmtime::Result<Result<Resource<FutureConnection>, ErrorCode>> {
-        let leg = match self.timeline.connection_leg(options.leg.as_deref()) {
+        let leg = match self.timeline.connection_leg(options.leg.as_deref(), DEFAULT_OUTBOUND_LEG) {
             Ok(leg) => leg,
             Err(error) => return Ok(Err(ErrorCode::InternalError(Some(error.to_string())))),
         };

@@ -7,11 +7,11 @@ use wasmtime_wasi_config::WasiConfigVariables;
 
 use super::error::LoadError;
 use crate::config::{ComponentConfig, Limits};
+use crate::net::tls::client_config;
 use crate::observe::metrics::Metrics;
 use crate::policy::egress::EgressPolicy;
 use crate::policy::secrets::SecretHeaders;
 use crate::ws::PumpOptions;
-use crate::ws::tls::client_config;
 
 /// How long the host waits for a peer's close frame after sending its own.
 pub const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);

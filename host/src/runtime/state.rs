@@ -1,5 +1,6 @@
-//! What a call's store holds: the resource table, a locked-down WASI context, the call's
-//! sandbox and timeline, its outbound permits, and its memory and CPU meters.
+//! What a call's store holds: the resource table, a locked-down WASI context, the
+//! `wasi:http` context and hooks, the call's sandbox and timeline, its outbound permits,
+//! and its memory and CPU meters.
 
 use std::sync::Arc;
 
@@ -7,8 +8,10 @@ use tokio::sync::Semaphore;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_config::WasiConfig;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::cpu::CpuMeter;
+use super::http_hooks::HttpHooks;
 use super::limits::MemoryLimiter;
 use super::output::{OutputLog, Stream};
 use super::sandbox::Sandbox;
@@ -31,6 +34,9 @@ pub struct CallState {
     pub(crate) cpu: CpuMeter,
     /// The guest's stdout and stderr, logged as they are written.
     pub(crate) output: OutputLog,
+    http: WasiHttpCtx,
+    /// The `wasi:http` send hook: policy, limits and the keep-alive pool of this call.
+    http_hooks: HttpHooks,
 }
 
 impl CallState {
@@ -46,7 +52,9 @@ impl CallState {
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .stdout(output.stream(Stream::Stdout))
             .stderr(output.stream(Stream::Stderr));
+        let http_hooks = HttpHooks::new(sandbox.clone(), timeline.clone());
         CallState {
+            http_hooks,
             table: ResourceTable::new(),
             wasi: wasi.build(),
             limiter: MemoryLimiter::new(limits.memory_bytes),
@@ -56,6 +64,7 @@ impl CallState {
             timeline,
             connects_started: 0,
             output,
+            http: WasiHttpCtx::new(),
         }
     }
 
@@ -73,6 +82,12 @@ impl CallState {
         } else {
             "trap"
         }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_hooks }
     }
 }
 

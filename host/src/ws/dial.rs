@@ -1,24 +1,18 @@
 //! Opening an outbound WebSocket: DNS, TCP, TLS and the upgrade, under one deadline, with
 //! a typed error for each way it can fail.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderName, HeaderValue};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::policy::egress::{Scheme, Target};
-
-/// Any byte stream a dialed socket runs over (plain TCP or TLS).
-pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+use crate::net::{AddressCheck, ConnectError, Connected, Transport, connect};
+use crate::policy::egress::Target;
 
 /// A dialed socket.
 pub type DialedSocket = WebSocketStream<Box<dyn Transport>>;
@@ -38,7 +32,7 @@ pub struct DialRequest {
     /// TLS settings for `wss`.
     pub tls: Arc<rustls::ClientConfig>,
     /// Which resolved addresses the target may use (the egress policy's address check).
-    pub address_check: Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>,
+    pub address_check: AddressCheck,
     /// Socket settings.
     pub websocket: WebSocketConfig,
 }
@@ -94,6 +88,18 @@ pub enum DialError {
     Other(String),
 }
 
+impl From<ConnectError> for DialError {
+    fn from(error: ConnectError) -> Self {
+        match error {
+            ConnectError::Dns(detail) => DialError::Dns(detail),
+            ConnectError::Denied(detail) => DialError::Denied(detail),
+            ConnectError::Refused => DialError::Refused,
+            ConnectError::TlsCertificate(reason) | ConnectError::TlsAlert(reason) | ConnectError::Tls(reason) => DialError::Tls(reason),
+            ConnectError::Other(detail) => DialError::Other(detail),
+        }
+    }
+}
+
 impl DialError {
     /// A short cause label for markers and metrics.
     pub fn cause(&self) -> &'static str {
@@ -125,36 +131,8 @@ pub async fn dial(request: DialRequest) -> Result<Dialed, DialError> {
 
 async fn dial_inner(request: DialRequest) -> Result<(DialedSocket, Option<String>, SocketAddr), DialError> {
     let DialRequest { url, target, headers, subprotocols, tls, websocket, address_check, .. } = request;
-    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
-        .await
-        .map_err(|e| DialError::Dns(format!("{}: {e}", target.host)))?
-        .collect();
-    if resolved.is_empty() {
-        return Err(DialError::Dns(format!("{}: no addresses", target.host)));
-    }
-    // Only checked addresses are dialled: there is no second lookup to rebind.
-    let addresses: Vec<SocketAddr> = resolved.iter().copied().filter(|a| address_check(a.ip())).collect();
-    if addresses.is_empty() {
-        let refused: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
-        return Err(DialError::Denied(format!(
-            "{} resolves only to addresses no rule names ({}): special addresses need an explicit rule",
-            target.host,
-            refused.join(", ")
-        )));
-    }
-    let (tcp, peer) = connect_any(&addresses).await?;
-    tcp.set_nodelay(true).map_err(|e| DialError::Other(format!("set_nodelay: {e}")))?;
-
-    let transport: Box<dyn Transport> = match target.scheme {
-        Scheme::Ws => Box::new(tcp),
-        Scheme::Wss => {
-            let server_name = rustls::pki_types::ServerName::try_from(target.host.clone())
-                .map_err(|e| DialError::Tls(format!("invalid server name {:?}: {e}", target.host)))?;
-            let stream =
-                tokio_rustls::TlsConnector::from(tls).connect(server_name, tcp).await.map_err(|e| DialError::Tls(tls_reason(&e)))?;
-            Box::new(stream)
-        }
-    };
+    let tls = target.scheme.is_tls().then_some(tls);
+    let Connected { stream: transport, peer } = connect(&target, &address_check, tls).await.map_err(DialError::from)?;
 
     let mut http_request =
         url.as_str().into_client_request().map_err(|e| DialError::Other(format!("cannot build the upgrade request: {e}")))?;
@@ -186,29 +164,5 @@ async fn dial_inner(request: DialRequest) -> Result<(DialedSocket, Option<String
         }
         Err(WsError::Io(e)) => Err(DialError::Other(format!("connection failed during the upgrade: {e}"))),
         Err(other) => Err(DialError::Other(format!("upgrade failed: {other}"))),
-    }
-}
-
-/// Tries each address in turn; refused only if every address refused.
-async fn connect_any(addresses: &[SocketAddr]) -> Result<(TcpStream, SocketAddr), DialError> {
-    let mut last: Option<io::Error> = None;
-    for address in addresses {
-        match TcpStream::connect(address).await {
-            Ok(stream) => return Ok((stream, *address)),
-            Err(error) => last = Some(error),
-        }
-    }
-    match last {
-        Some(error) if error.kind() == io::ErrorKind::ConnectionRefused => Err(DialError::Refused),
-        Some(error) => Err(DialError::Other(format!("TCP connect failed: {error}"))),
-        None => Err(DialError::Dns("no addresses".to_owned())),
-    }
-}
-
-/// The rustls reason behind a TLS I/O error, e.g. "invalid peer certificate: UnknownIssuer".
-fn tls_reason(error: &io::Error) -> String {
-    match error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-        Some(rustls_error) => rustls_error.to_string(),
-        None => error.to_string(),
     }
 }

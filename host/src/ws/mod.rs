@@ -8,7 +8,6 @@
 //! - [`link`]: the state a socket, its pump and its control share (how it ended, what the
 //!   peer has sent);
 //! - [`dial`]: opens outbound `ws`/`wss` connections under a deadline, with typed failures;
-//! - [`tls`]: the TLS settings of both directions;
 //! - [`message`]: the messages and close frames of this layer; [`options`]: buffer sizes.
 
 pub mod dial;
@@ -17,7 +16,6 @@ pub mod message;
 pub mod options;
 pub mod pump;
 pub mod socket;
-pub mod tls;
 
 pub use link::{Activity, CloseInfo, ClosedBy};
 pub use message::{CloseFrame, Message};

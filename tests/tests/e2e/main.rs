@@ -2,6 +2,7 @@
 //! real WebSocket clients and servers. Run with `cargo test -p switchboard-harness`.
 
 mod faults;
+mod http;
 mod inbound;
 mod legs;
 mod loading;

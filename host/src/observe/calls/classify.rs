@@ -15,7 +15,8 @@
 //!    inbound leg was complete, fails the inbound leg; a call closed 1011 with no other
 //!    failure fails the host;
 //! 3. else the first *fault* makes the call degraded: a guest's `recovered` fault, a
-//!    connect that failed, an outbound socket closed abnormally by its peer, a policy refusal;
+//!    connect or request that failed, an outbound socket closed abnormally by its peer, a
+//!    policy refusal;
 //! 4. a call with no `call.closed` yet is `live`.
 //!
 //! [`HOST_MARKERS`]: crate::observe::marker::HOST_MARKERS
@@ -127,7 +128,7 @@ fn host_marker<'a>(marker: &'a Marker, findings: &mut Findings<'a>) {
         "guest.trap" => findings.fail(GUEST_LEG, format!("guest {}: {}", text(marker, "cause"), text(marker, "detail"))),
         "guest.stopped" => findings.fail(GUEST_LEG, "the guest did not return after its call was ended, and was stopped".to_owned()),
         "instance.failed" => findings.fail(HOST_LEG, format!("instance failed: {}", text(marker, "error"))),
-        "outbound.denied" => {
+        "outbound.denied" | "http.denied" => {
             let refusal = format!(
                 "the egress policy refused {} for the {leg} leg ({}): {}",
                 text(marker, "target"),
@@ -140,7 +141,11 @@ fn host_marker<'a>(marker: &'a Marker, findings: &mut Findings<'a>) {
         "outbound.failed" => {
             findings.degrade(leg, format!("connect failed on the {leg} leg: {} ({})", text(marker, "cause"), text(marker, "detail")))
         }
-        "outbound.open" => findings.refusals.retain(|(refused, _)| refused != leg),
+        "http.failed" => findings.degrade(
+            leg,
+            format!("a request failed on the {leg} leg: {} {} ({})", text(marker, "method"), text(marker, "target"), text(marker, "cause")),
+        ),
+        "outbound.open" | "http.response" => findings.refusals.retain(|(refused, _)| refused != leg),
         "outbound.closed" if text(marker, "by") == "peer" || text(marker, "by") == "network" => {
             let code = marker.number("code").unwrap_or(0.0) as i64;
             if code != 1000 && code != 1001 {
@@ -255,5 +260,25 @@ mod tests {
             host("call.closed", &[("code", "1000")]),
         ];
         assert_eq!(classify(&recovered).failing_leg.as_deref(), Some("deepgram"));
+    }
+
+    #[test]
+    fn http_requests_are_attributed_like_connections() {
+        let failed = [
+            on(
+                "llm",
+                host("http.failed", &[("method", "POST"), ("target", "https://api.openai.com:443"), ("cause", "first-byte-timeout")]),
+            ),
+            host("call.closed", &[("code", "1000")]),
+        ];
+        let verdict = classify(&failed);
+        assert_eq!((verdict.outcome, verdict.failing_leg.as_deref()), ("degraded", Some("llm")), "{verdict:?}");
+        assert!(verdict.cause.unwrap_or_default().contains("first-byte-timeout"));
+        let denied = [
+            on("crm", host("http.denied", &[("target", "https://10.0.0.5:443"), ("cause", "special-address")])),
+            report("crm", "leg.fault", &[("impact", "failed"), ("detail", "no CRM")]),
+            host("call.closed", &[("code", "1000")]),
+        ];
+        assert_eq!(classify(&denied).failing_leg.as_deref(), Some("policy"));
     }
 }
