@@ -53,7 +53,7 @@ pub fn build(packages: &[&str]) -> Result<Vec<BuiltComponent>, BuildError> {
     let out_dir = PathBuf::from(env_var("OUT_DIR")?);
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let workspace = workspace_root(Path::new(&env_var("CARGO_MANIFEST_DIR")?))?;
-    let target_dir = outer_target_dir(&out_dir)?.join("guests");
+    let target_dir = outer_target_dir(&out_dir, env::var("TARGET").ok().as_deref())?.join("guests");
 
     let mut command = Command::new(&cargo);
     command
@@ -131,13 +131,18 @@ fn workspace_root(start: &Path) -> Result<PathBuf, BuildError> {
         .ok_or_else(|| BuildError(format!("no workspace root above {}", start.display())))
 }
 
-/// The outer build's target directory: the nearest ancestor of `OUT_DIR` that cargo tagged.
-fn outer_target_dir(out_dir: &Path) -> Result<PathBuf, BuildError> {
-    out_dir
-        .ancestors()
-        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-        .map(Path::to_path_buf)
-        .ok_or_else(|| BuildError(format!("no cargo target directory above {}", out_dir.display())))
+/// The outer build's target directory, from the layout cargo gives `OUT_DIR`:
+/// `<target-dir>/[<triple>/]<profile>/build/<package>-<hash>/out`. (Cargo's `CACHEDIR.TAG`
+/// marks that directory only when cargo created it: not when, say, a script made
+/// `target/py` first, as `scripts/setup.sh` does on a clean clone.)
+fn outer_target_dir(out_dir: &Path, triple: Option<&str>) -> Result<PathBuf, BuildError> {
+    let missing = || BuildError(format!("no cargo target directory above {}", out_dir.display()));
+    let build_dir = out_dir.ancestors().nth(2).filter(|dir| dir.file_name().is_some_and(|name| name == "build")).ok_or_else(missing)?;
+    let above_profile = build_dir.parent().and_then(Path::parent).ok_or_else(missing)?;
+    match above_profile.file_name() {
+        Some(name) if triple.is_some_and(|triple| name == triple) => above_profile.parent().map(Path::to_path_buf).ok_or_else(missing),
+        _ => Ok(above_profile.to_path_buf()),
+    }
 }
 
 /// Where a member package's sources live; guests sit under `component/` or `tests/guests/`.
@@ -151,4 +156,20 @@ fn package_dir(workspace: &Path, package: &str) -> Result<PathBuf, BuildError> {
                 .unwrap_or(false)
         })
         .ok_or_else(|| BuildError(format!("package `{package}` not found in the workspace")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::outer_target_dir;
+
+    #[test]
+    fn target_dir_comes_from_the_out_dir_layout() {
+        let plain = Path::new("/w/target/debug/build/host-0123/out");
+        assert_eq!(outer_target_dir(plain, Some("x86_64-unknown-linux-gnu")).unwrap(), Path::new("/w/target"));
+        let cross = Path::new("/w/target/x86_64-unknown-linux-gnu/release/build/host-0123/out");
+        assert_eq!(outer_target_dir(cross, Some("x86_64-unknown-linux-gnu")).unwrap(), Path::new("/w/target"));
+        assert!(outer_target_dir(Path::new("/somewhere/out"), None).is_err());
+    }
 }
