@@ -136,6 +136,7 @@ impl Glue {
                     end_ms: Some(end_ms),
                     confidence: Some(confidence),
                 }),
+                Action::Heard(_) => {}
                 Action::Finish => {
                     if self.inbound_ready.is_some() {
                         let _ = self.inbound.close(1000, "call complete");

@@ -167,9 +167,9 @@ mod tests {
     #[test]
     fn target_dir_comes_from_the_out_dir_layout() {
         let plain = Path::new("/w/target/debug/build/host-0123/out");
-        assert_eq!(outer_target_dir(plain, Some("x86_64-unknown-linux-gnu")).unwrap(), Path::new("/w/target"));
+        assert_eq!(outer_target_dir(plain, Some("x86_64-unknown-linux-gnu")).expect("a target dir"), Path::new("/w/target"));
         let cross = Path::new("/w/target/x86_64-unknown-linux-gnu/release/build/host-0123/out");
-        assert_eq!(outer_target_dir(cross, Some("x86_64-unknown-linux-gnu")).unwrap(), Path::new("/w/target"));
+        assert_eq!(outer_target_dir(cross, Some("x86_64-unknown-linux-gnu")).expect("a target dir"), Path::new("/w/target"));
         assert!(outer_target_dir(Path::new("/somewhere/out"), None).is_err());
     }
 }

@@ -64,7 +64,7 @@ mod tests {
 
     /// The rows of the README's table under `heading`: (marker, attribute keys).
     fn readme_table(heading: &str) -> Vec<(String, Vec<String>)> {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         let start = readme.find(heading).unwrap_or_else(|| panic!("README has no {heading:?}"));
         let table = readme[start..].lines().skip(1).skip_while(|line| !line.starts_with('|')).take_while(|line| line.starts_with('|'));
         let backticked = |cell: &str| cell.split('`').skip(1).step_by(2).map(str::to_owned).collect::<Vec<_>>();

@@ -206,7 +206,7 @@ mod tests {
             None
         })
         .expect("defaults");
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         let start = readme.find("Settings (`[components.NAME.settings]`").expect("README lists the settings");
         let documented: std::collections::BTreeSet<String> = readme[start..]
             .lines()

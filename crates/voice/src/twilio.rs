@@ -1,4 +1,6 @@
-//! Twilio Media Streams messages, exactly as Twilio sends them.
+//! Twilio Media Streams messages, exactly as Twilio sends them, and the three a server
+//! sends back on a bidirectional stream ([`media_message`], [`mark_message`],
+//! [`clear_message`]).
 //!
 //! `sequenceNumber`, `chunk` and `timestamp` are strings; `sampleRate` and `channels` are
 //! numbers; `connected` has no `sequenceNumber`. Anything that does not parse is a typed
@@ -212,9 +214,37 @@ pub fn parse(text: &str) -> Result<TwilioEvent, TwilioError> {
     })
 }
 
+/// Outbound audio for Twilio to play: `{"event":"media","streamSid":…,"media":{"payload":…}}`
+/// with the mu-law bytes in base64 (no file header, no sequence number).
+pub fn media_message(stream_sid: &str, audio: &[u8]) -> String {
+    let payload = base64::engine::general_purpose::STANDARD.encode(audio);
+    serde_json::json!({"event": "media", "streamSid": stream_sid, "media": {"payload": payload}}).to_string()
+}
+
+/// A mark after the audio sent so far: Twilio echoes it back once that audio has played
+/// (or at once, when a `clear` empties the queue).
+pub fn mark_message(stream_sid: &str, name: &str) -> String {
+    serde_json::json!({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}}).to_string()
+}
+
+/// Empties Twilio's queue of outbound audio (barge-in); every pending mark is echoed.
+pub fn clear_message(stream_sid: &str) -> String {
+    serde_json::json!({"event": "clear", "streamSid": stream_sid}).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outbound_messages_have_twilios_shape() {
+        let media: serde_json::Value = serde_json::from_str(&media_message("MZ1", &[0, 1, 2, 255])).expect("JSON");
+        assert_eq!(media, serde_json::json!({"event": "media", "streamSid": "MZ1", "media": {"payload": "AAEC/w=="}}));
+        let mark: serde_json::Value = serde_json::from_str(&mark_message("MZ1", "t1-s2")).expect("JSON");
+        assert_eq!(mark, serde_json::json!({"event": "mark", "streamSid": "MZ1", "mark": {"name": "t1-s2"}}));
+        let clear: serde_json::Value = serde_json::from_str(&clear_message("MZ\"1")).expect("JSON");
+        assert_eq!(clear, serde_json::json!({"event": "clear", "streamSid": "MZ\"1"}));
+    }
 
     #[test]
     fn parses_every_documented_message() {

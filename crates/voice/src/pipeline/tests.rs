@@ -48,6 +48,7 @@ struct Wire {
     completed: Vec<&'static str>,
     identities: Vec<(&'static str, String)>,
     transcript: Vec<String>,
+    heard: Vec<Heard>,
     connects: usize,
     finished: bool,
     closed_by_us: bool,
@@ -74,6 +75,7 @@ impl Wire {
                 Action::Complete(leg) => self.completed.push(leg),
                 Action::Identify { kind, value } => self.identities.push((kind, value)),
                 Action::Transcript { text, .. } => self.transcript.push(text),
+                Action::Heard(heard) => self.heard.push(heard),
                 Action::Finish => self.finished = true,
             }
         }
@@ -422,4 +424,29 @@ fn deadlines_never_lie_in_the_past_after_a_tick() {
     p.on_tick(7_042);
     let deadline = p.next_deadline().expect("the draining deadline");
     assert!(deadline >= 7_042, "{deadline}");
+}
+
+#[test]
+fn speech_before_the_final_transcript_is_reported_as_heard() {
+    let mut p = Pipeline::new(Settings::default(), 1);
+    let mut wire = Wire::default();
+    p.on_twilio_text(START, 0);
+    p.on_connected(10);
+    for n in 0..10 {
+        p.on_twilio_text(&media(n), 20 * u64::from(n));
+    }
+    p.on_deepgram_text(r#"{"type":"SpeechStarted","channel":[0,1],"timestamp":0.12}"#, 200);
+    p.on_deepgram_text(
+        r#"{"type":"Results","start":0,"duration":0.1,"is_final":false,"channel":{"alternatives":[{"transcript":"","confidence":0}]}}"#,
+        210,
+    );
+    p.on_deepgram_text(r#"{"type":"Results","start":0,"duration":0.2,"is_final":false,"channel":{"alternatives":[{"transcript":"wait a","confidence":0.5}]}}"#, 220);
+    wire.apply(p.take_actions());
+    assert_eq!(wire.heard, vec![Heard::SpeechStarted { at: 0.12 }, Heard::Interim { text: "wait a".into(), words: 2 }]);
+    assert_eq!(p.call().call_sid, "CA1");
+    // A voice agent hanging up ends the pipeline as `stop` does.
+    p.end(300);
+    p.on_tick(300);
+    wire.apply(p.take_actions());
+    assert!(wire.controls.ends_with(&[FINALIZE, CLOSE_STREAM]), "{:?}", wire.controls);
 }

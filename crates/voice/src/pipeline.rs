@@ -71,8 +71,28 @@ pub enum Action {
         /// Deepgram's confidence.
         confidence: f64,
     },
+    /// Deepgram heard the caller (what a voice agent's barge-in listens for; the
+    /// transcribing pipeline's glue ignores it).
+    Heard(Heard),
     /// The pipeline is done: close the inbound socket (1000) and return.
     Finish,
+}
+
+/// Signs of the caller speaking, before the utterance is final.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Heard {
+    /// Deepgram's voice activity detection fired (`SpeechStarted`, needs `vad_events`).
+    SpeechStarted {
+        /// Where in the call, seconds.
+        at: f64,
+    },
+    /// An interim transcript with words in it.
+    Interim {
+        /// The transcript so far.
+        text: String,
+        /// How many words it has.
+        words: usize,
+    },
 }
 
 /// Why a Deepgram connect failed, as the glue reports it.
@@ -230,10 +250,16 @@ impl Pipeline {
 
     /// A text message from Twilio.
     pub fn on_twilio_text(&mut self, text: &str, now_ms: u64) {
+        self.on_twilio_parsed(twilio::parse(text), text, now_ms);
+    }
+
+    /// A text message from Twilio that the caller already parsed (`text` is kept for the
+    /// marker of a message that did not parse).
+    pub fn on_twilio_parsed(&mut self, parsed: Result<TwilioEvent, TwilioError>, text: &str, now_ms: u64) {
         if self.finished {
             return;
         }
-        match twilio::parse(text) {
+        match parsed {
             Ok(TwilioEvent::Connected { protocol }) => self.mark("twilio.connected", &[("protocol", protocol.into())]),
             Ok(TwilioEvent::Start(start)) => {
                 let mut pairs = vec![
@@ -301,6 +327,17 @@ impl Pipeline {
     pub fn on_twilio_closed(&mut self, code: u16, reason: &str, now_ms: u64) {
         self.mark("twilio.closed", &[("code", code.into()), ("reason", reason.into())]);
         self.end_of_call(now_ms);
+    }
+
+    /// The call is ending for another reason (a voice agent hung up): send the rest,
+    /// finalize and close as on `stop`.
+    pub fn end(&mut self, now_ms: u64) {
+        self.end_of_call(now_ms);
+    }
+
+    /// The call's `start` (empty until Twilio sent it).
+    pub fn call(&self) -> &StartInfo {
+        &self.call
     }
 
     // ---- Deepgram -----------------------------------------------------------------------
@@ -398,6 +435,10 @@ impl Pipeline {
                     self.mark("deepgram.first-result", &[("ms_since_first_audio", since_audio.into())]);
                 }
                 if !results.is_final {
+                    let words = results.transcript.split_whitespace().count();
+                    if words > 0 {
+                        self.actions.push(Action::Heard(Heard::Interim { text: results.transcript, words }));
+                    }
                     return;
                 }
                 self.ledger.confirm(results.start + results.duration);
@@ -430,6 +471,7 @@ impl Pipeline {
             }
             ServerMessage::SpeechStarted { timestamp } => {
                 self.mark("deepgram.speech-started", &[("at", (offset + timestamp).into())]);
+                self.actions.push(Action::Heard(Heard::SpeechStarted { at: offset + timestamp }));
             }
             ServerMessage::Metadata { request_id } => self.mark("deepgram.metadata", &[("request_id", request_id.into())]),
             ServerMessage::Other(kind) => self.mark("deepgram.other", &[("type", kind.into())]),
