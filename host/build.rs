@@ -1,8 +1,8 @@
-//! Builds the bundled voice-pipeline component so the binary can embed it
-//! (`GUEST_VOICE_PIPELINE`); needs the `wasm32-wasip2` target (the README's commands add it).
+//! Builds the bundled components so the binary can embed them (`GUEST_VOICE_PIPELINE`,
+//! `GUEST_VOICE_AGENT`); needs the `wasm32-wasip2` target (the README's commands add it).
 
 fn main() {
-    match guest_build::build(&["voice-pipeline"]) {
+    match guest_build::build(&["voice-pipeline", "voice-agent"]) {
         Ok(built) => guest_build::export_paths(&built),
         Err(error) => {
             eprintln!("{error}");

@@ -11,6 +11,7 @@ fn main() {
         "billing-guest",
         "fetch-guest",
         "voice-pipeline",
+        "voice-agent",
     ]) {
         Ok(built) => guest_build::export_paths(&built),
         Err(error) => {

@@ -8,6 +8,12 @@
 //! [`sentences`] cuts its tokens into sentences for speech, and [`playback`] paces the
 //! speech into Twilio with marks.
 
+pub mod agent;
 pub mod chat;
+pub mod markers;
 pub mod playback;
 pub mod sentences;
+pub mod settings;
+
+#[cfg(target_arch = "wasm32")]
+mod guest;

@@ -131,6 +131,11 @@ impl Playback {
         self.queue.is_empty() && self.partial.is_empty()
     }
 
+    /// When everything sent so far will have played, ms.
+    pub fn playhead_ms(&self) -> u64 {
+        self.playhead_ms
+    }
+
     /// Audio sent so far, in bytes.
     pub fn sent_bytes(&self) -> u64 {
         self.sent_bytes

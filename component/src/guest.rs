@@ -113,7 +113,7 @@ impl Glue {
                         Ok(future) => self.upstream = Upstream::connecting(future),
                         Err(error) => {
                             self.upstream = Upstream::None;
-                            pipeline.on_connect_failed(failure_of(&error), now_ms());
+                            pipeline.on_connect_failed(ConnectFailure::of(&error), now_ms());
                         }
                     }
                 }
@@ -230,7 +230,7 @@ impl Glue {
                 }
                 Some(Err(error)) => {
                     self.upstream = Upstream::None;
-                    pipeline.on_connect_failed(failure_of(&error), now);
+                    pipeline.on_connect_failed(ConnectFailure::of(&error), now);
                     return;
                 }
             }
@@ -254,30 +254,6 @@ impl Glue {
                     return;
                 }
             }
-        }
-    }
-}
-
-/// The pipeline's view of a failed connect.
-fn failure_of(error: &ErrorCode) -> ConnectFailure {
-    match error {
-        ErrorCode::HandshakeRejected(response) => {
-            let dg_error = response.headers.iter().find(|(name, _)| name == "dg-error").map(|(_, value)| value.clone());
-            ConnectFailure::Rejected { status: response.status, dg_error, body: response.body_excerpt.clone() }
-        }
-        ErrorCode::Denied | ErrorCode::InvalidUrl(_) => {
-            ConnectFailure::Permanent { cause: "denied".to_owned(), detail: format!("{error:?}") }
-        }
-        other => {
-            let cause = match other {
-                ErrorCode::DnsError(_) => "dns-error",
-                ErrorCode::ConnectionRefused => "connection-refused",
-                ErrorCode::ConnectTimeout => "connect-timeout",
-                ErrorCode::TlsError(_) => "tls-error",
-                ErrorCode::ConnectionLimit => "connection-limit",
-                _ => "other",
-            };
-            ConnectFailure::Failed { cause: cause.to_owned(), detail: format!("{other:?}") }
         }
     }
 }

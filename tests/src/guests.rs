@@ -9,6 +9,8 @@ pub const RELAY: &str = env!("GUEST_RELAY_GUEST");
 pub const HOSTILE: &str = env!("GUEST_HOSTILE_GUEST");
 /// The bundled voice-pipeline component.
 pub const VOICE_PIPELINE: &str = env!("GUEST_VOICE_PIPELINE");
+/// The bundled voice agent.
+pub const VOICE_AGENT: &str = env!("GUEST_VOICE_AGENT");
 /// Echoes after announcing `version:v1` (hot-swap tests).
 pub const VERSIONED_V1: &str = env!("GUEST_VERSIONED_V1_GUEST");
 /// Echoes after announcing `version:v2` (hot-swap tests).

@@ -145,10 +145,11 @@ fn outer_target_dir(out_dir: &Path, triple: Option<&str>) -> Result<PathBuf, Bui
     }
 }
 
-/// Where a member package's sources live; guests sit under `component/` or `tests/guests/`.
+/// Where a member package's sources live; guests sit under `component/`, `agent/` or
+/// `tests/guests/`.
 fn package_dir(workspace: &Path, package: &str) -> Result<PathBuf, BuildError> {
     let short = package.trim_end_matches("-guest");
-    [workspace.join("component"), workspace.join("tests/guests").join(short), workspace.join("crates").join(short)]
+    [workspace.join("component"), workspace.join("agent"), workspace.join("tests/guests").join(short), workspace.join("crates").join(short)]
         .into_iter()
         .find(|dir| {
             std::fs::read_to_string(dir.join("Cargo.toml"))

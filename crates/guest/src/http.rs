@@ -285,3 +285,26 @@ fn split_url(url: &str) -> Option<(Scheme, &str, &str)> {
     }
     Some((scheme, authority, if path.is_empty() { "/" } else { path }))
 }
+
+/// A short label for `code`, the same the host's `http.failed` markers use (`dns-error`,
+/// `first-byte-timeout`, ...), for a guest's own markers and faults.
+pub fn cause(code: &ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::DnsTimeout | ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => "dns-error",
+        ErrorCode::ConnectionRefused | ErrorCode::DestinationUnavailable | ErrorCode::DestinationIpUnroutable => "connection-refused",
+        ErrorCode::ConnectionTimeout => "connect-timeout",
+        ErrorCode::HttpResponseTimeout => "first-byte-timeout",
+        ErrorCode::ConnectionReadTimeout | ErrorCode::ConnectionWriteTimeout => "between-bytes-timeout",
+        ErrorCode::TlsCertificateError => "tls-certificate",
+        ErrorCode::TlsAlertReceived(_) => "tls-alert",
+        ErrorCode::TlsProtocolError => "tls-error",
+        ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => "denied",
+        ErrorCode::ConnectionLimitReached => "request-limit",
+        ErrorCode::HttpRequestBodySize(_) => "request-body-too-large",
+        ErrorCode::HttpResponseBodySize(_) => "response-body-too-large",
+        ErrorCode::HttpResponseIncomplete | ErrorCode::ConnectionTerminated => "response-incomplete",
+        ErrorCode::HttpProtocolError => "protocol-error",
+        ErrorCode::HttpRequestUriInvalid => "invalid-url",
+        _ => "other",
+    }
+}

@@ -362,7 +362,8 @@ impl DeepgramSim {
     }
 }
 
-fn rejection(status: u16, dg_error: &str) -> ErrorResponse {
+/// An upgrade refused as Deepgram refuses it (`dg-error`, `dg-request-id`, a JSON body).
+pub(crate) fn rejection(status: u16, dg_error: &str) -> ErrorResponse {
     let body = format!(r#"{{"err_code":"INVALID_AUTH","err_msg":"{dg_error}","request_id":"00000000-sim"}}"#);
     let mut response = http::Response::new(Some(body));
     *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::UNAUTHORIZED);

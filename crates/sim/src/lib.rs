@@ -10,11 +10,18 @@
 //!   `NET-0001`, close on an empty frame, 1011 mid-stream, 401, a handshake that never
 //!   answers).
 //!
-//! [`mulaw`] has the G.711 mu-law codec both use; [`tls`] makes a throw-away CA so the
-//! simulators can serve `wss://`.
+//! - [`speak::SpeakSim`] speaks Deepgram's text-to-speech socket: audio whose length
+//!   follows the text, `Flushed`, `Cleared`, and faults;
+//! - [`llm::LlmSim`] is an OpenAI-compatible chat-completions server that streams
+//!   scripted answers token by token (tool calls, error statuses, stalls).
+//!
+//! [`mulaw`] has the G.711 mu-law codec they use; [`tls`] makes a throw-away CA so the
+//! simulators can serve `wss://` and `https://`.
 
 pub mod deepgram;
+pub mod llm;
 pub mod mulaw;
+pub mod speak;
 pub mod tls;
 pub mod twilio;
 

@@ -1,8 +1,12 @@
 //! A simulated Twilio Media Streams call: it connects to a WebSocket URL and plays
 //! mu-law audio as Twilio's exact messages (`connected`, `start`, `media` every 20 ms,
 //! `dtmf`, `stop`), in real time or faster, signs the upgrade with `X-Twilio-Signature`
-//! when given an auth token, echoes `mark`s back as Twilio does once audio has played,
-//! and records everything the server sends.
+//! when given an auth token, and records everything the server sends.
+//!
+//! The server's audio is played as Twilio plays it: queued, in order, in real time; a
+//! `mark` is echoed once the audio before it has played, and a `clear` drops what has not
+//! begun to play and echoes every pending mark at once. The record says when each piece
+//! of audio arrived, when it began to play and whether a `clear` cut it.
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
@@ -17,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -79,6 +84,59 @@ pub struct CallRecord {
     pub close: Option<(u16, String)>,
     /// Time from connect to the end of the audio.
     pub streamed_for: Duration,
+    /// The server's audio (`media` messages), in order.
+    pub outbound: Vec<OutboundAudio>,
+    /// The server's `mark`s and their echoes.
+    pub marks: Vec<MarkEcho>,
+    /// When each `clear` came (since the start).
+    pub clears: Vec<Duration>,
+}
+
+/// A `media` message the server sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundAudio {
+    /// When it arrived (since the start).
+    pub arrived: Duration,
+    /// When it began to play, or would have.
+    pub plays_from: Duration,
+    /// The mu-law bytes.
+    pub audio: Vec<u8>,
+    /// A `clear` came before it began to play: the caller never heard it.
+    pub cut: bool,
+}
+
+/// A `mark` the server sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkEcho {
+    /// Its name.
+    pub name: String,
+    /// When it arrived.
+    pub arrived: Duration,
+    /// When it was echoed (`None`: the call ended first).
+    pub echoed: Option<Duration>,
+    /// It was echoed because of a `clear`, not because its audio played.
+    pub cleared: bool,
+}
+
+impl CallRecord {
+    /// The server's audio the caller heard, in order.
+    pub fn heard_audio(&self) -> Vec<u8> {
+        self.outbound.iter().filter(|piece| !piece.cut).flat_map(|piece| piece.audio.iter().copied()).collect()
+    }
+
+    /// The server's audio that arrived after `at`, in bytes.
+    pub fn audio_after(&self, at: Duration) -> usize {
+        self.outbound.iter().filter(|piece| piece.arrived > at).map(|piece| piece.audio.len()).sum()
+    }
+}
+
+/// Twilio's playback of the server's audio, on the call's clock.
+struct Playback {
+    started: Instant,
+    /// When everything queued will have played.
+    play_end: Instant,
+    /// Marks waiting for their audio to play: (due, index in the record).
+    pending: VecDeque<(Instant, usize)>,
 }
 
 impl TwilioCall {
@@ -201,6 +259,7 @@ impl TwilioCall {
         })))
         .await?;
         let started = Instant::now();
+        let mut playback = Playback { started, play_end: started, pending: VecDeque::new() };
         let frame_interval = Duration::from_secs_f64(0.020 / self.speed);
         let mut pending_dtmf = self.dtmf.clone();
         let mut pending_gaps = self.gaps.clone();
@@ -227,9 +286,15 @@ impl TwilioCall {
             .await?;
             record.sent_audio.extend_from_slice(frame);
             record.media_messages += 1;
-            // Echo marks as Twilio does once the audio before them has played.
             while let Ok(message) = received_rx.try_recv() {
-                self.note(&mut record, &mut sink, message, &mut sequence).await?;
+                self.note(&mut record, &mut playback, message);
+            }
+            self.echo_due(&mut record, &mut playback, &mut sink, &mut sequence).await;
+            if record.close.is_some() {
+                // The server ended the call (an agent hanging up): Twilio stops streaming.
+                record.streamed_for = started.elapsed();
+                reader.abort();
+                return Ok(record);
             }
             while let Some(position) = pending_gaps.iter().position(|(at, _)| *at <= audio_time) {
                 paused += pending_gaps.remove(position).1;
@@ -259,32 +324,56 @@ impl TwilioCall {
         }
         let deadline = tokio::time::Instant::now() + self.close_wait;
         while record.close.is_none() {
-            match tokio::time::timeout_at(deadline, received_rx.recv()).await {
-                Ok(Some(message)) => self.note(&mut record, &mut sink, message, &mut sequence).await?,
-                Ok(None) | Err(_) => break,
+            // Wake for the next mark due, too: audio still plays after the caller's ends.
+            let wake = playback.pending.front().map_or(deadline, |(due, _)| tokio::time::Instant::from_std(*due).min(deadline));
+            match tokio::time::timeout_at(wake, received_rx.recv()).await {
+                Ok(Some(message)) => self.note(&mut record, &mut playback, message),
+                Ok(None) => break,
+                Err(_) if wake >= deadline => break,
+                Err(_) => {}
             }
+            self.echo_due(&mut record, &mut playback, &mut sink, &mut sequence).await;
         }
         reader.abort();
         Ok(record)
     }
 
-    async fn note<S>(&self, record: &mut CallRecord, sink: &mut S, message: Message, sequence: &mut u64) -> anyhow::Result<()>
+    /// Echoes the marks whose audio has played.
+    async fn echo_due<S>(&self, record: &mut CallRecord, playback: &mut Playback, sink: &mut S, sequence: &mut u64)
     where
         S: futures_util::Sink<Message> + Unpin,
-        S::Error: std::error::Error + Send + Sync + 'static,
     {
+        let now = Instant::now();
+        while let Some(&(due, index)) = playback.pending.front() {
+            if due > now {
+                break;
+            }
+            playback.pending.pop_front();
+            self.echo(record, playback, index, sink, sequence).await;
+        }
+    }
+
+    async fn echo<S>(&self, record: &mut CallRecord, playback: &Playback, index: usize, sink: &mut S, sequence: &mut u64)
+    where
+        S: futures_util::Sink<Message> + Unpin,
+    {
+        *sequence += 1;
+        let name = record.marks[index].name.clone();
+        let echo = serde_json::json!({
+            "event": "mark", "sequenceNumber": sequence.to_string(), "streamSid": self.stream_sid, "mark": {"name": name},
+        });
+        // The server may have closed meanwhile; the echo is then moot.
+        let _ = sink.send(Message::text(echo.to_string())).await;
+        record.marks[index].echoed = Some(playback.started.elapsed());
+    }
+
+    /// Records a message from the server; `media`, `mark` and `clear` move the playback.
+    fn note(&self, record: &mut CallRecord, playback: &mut Playback, message: Message) {
         match message {
             Message::Text(text) => {
                 let text = text.as_str().to_owned();
-                if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text)
-                    && value["event"] == "mark"
-                {
-                    *sequence += 1;
-                    let echo = serde_json::json!({
-                        "event": "mark", "sequenceNumber": sequence.to_string(), "streamSid": self.stream_sid,
-                        "mark": {"name": value["mark"]["name"]},
-                    });
-                    let _ = sink.send(Message::text(echo.to_string())).await;
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
+                    self.play(record, playback, &value);
                 }
                 record.received.push(text);
             }
@@ -294,7 +383,39 @@ impl TwilioCall {
             }
             _ => {}
         }
-        Ok(())
+    }
+
+    fn play(&self, record: &mut CallRecord, playback: &mut Playback, value: &serde_json::Value) {
+        let now = Instant::now();
+        let since = |at: Instant| at.saturating_duration_since(playback.started);
+        match value["event"].as_str() {
+            Some("media") => {
+                let payload = value["media"]["payload"].as_str().unwrap_or_default();
+                let audio = base64::engine::general_purpose::STANDARD.decode(payload).unwrap_or_default();
+                let from = playback.play_end.max(now);
+                playback.play_end = from + Duration::from_micros(audio.len() as u64 * 125);
+                record.outbound.push(OutboundAudio { arrived: since(now), plays_from: since(from), audio, cut: false });
+            }
+            Some("mark") => {
+                let name = value["mark"]["name"].as_str().unwrap_or_default().to_owned();
+                record.marks.push(MarkEcho { name, arrived: since(now), echoed: None, cleared: false });
+                playback.pending.push_back((playback.play_end.max(now), record.marks.len() - 1));
+            }
+            Some("clear") => {
+                let at = since(now);
+                record.clears.push(at);
+                for piece in record.outbound.iter_mut().filter(|piece| piece.plays_from > at) {
+                    piece.cut = true;
+                }
+                // Every pending mark is echoed at once (the next echo_due sends them).
+                for (due, index) in playback.pending.iter_mut() {
+                    *due = now;
+                    record.marks[*index].cleared = true;
+                }
+                playback.play_end = now;
+            }
+            _ => {}
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use crate::ledger::AudioLedger;
 use crate::settings::{BYTES_PER_MS, Settings};
 use crate::twilio::{self, StartInfo, TwilioError, TwilioEvent};
 use crate::utterance::{Utterance, UtteranceAssembler};
-pub use switchboard_guest::{Impact, Value};
+pub use switchboard_guest::{ErrorCode, Impact, Value};
 
 /// Something the glue must do.
 #[derive(Debug, Clone)]
@@ -121,6 +121,32 @@ pub enum ConnectFailure {
         /// The host's description.
         detail: String,
     },
+}
+
+impl ConnectFailure {
+    /// How the host's refusal of a connect reads here.
+    pub fn of(error: &ErrorCode) -> ConnectFailure {
+        match error {
+            ErrorCode::HandshakeRejected(response) => {
+                let dg_error = response.headers.iter().find(|(name, _)| name == "dg-error").map(|(_, value)| value.clone());
+                ConnectFailure::Rejected { status: response.status, dg_error, body: response.body_excerpt.clone() }
+            }
+            ErrorCode::Denied | ErrorCode::InvalidUrl(_) => {
+                ConnectFailure::Permanent { cause: "denied".to_owned(), detail: format!("{error:?}") }
+            }
+            other => {
+                let cause = match other {
+                    ErrorCode::DnsError(_) => "dns-error",
+                    ErrorCode::ConnectionRefused => "connection-refused",
+                    ErrorCode::ConnectTimeout => "connect-timeout",
+                    ErrorCode::TlsError(_) => "tls-error",
+                    ErrorCode::ConnectionLimit => "connection-limit",
+                    _ => "other",
+                };
+                ConnectFailure::Failed { cause: cause.to_owned(), detail: format!("{other:?}") }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -136,16 +136,19 @@ pub enum ComponentSource {
 pub enum Builtin {
     /// The Twilio to Deepgram pipeline (`component/`).
     VoicePipeline,
+    /// The voice agent: Deepgram STT, an OpenAI-compatible LLM, Deepgram TTS (`agent/`).
+    VoiceAgent,
 }
 
 impl Builtin {
     /// Every bundled component, by config name.
-    pub const ALL: &[(&str, Builtin)] = &[("voice-pipeline", Builtin::VoicePipeline)];
+    pub const ALL: &[(&str, Builtin)] = &[("voice-pipeline", Builtin::VoicePipeline), ("voice-agent", Builtin::VoiceAgent)];
 
     /// The component's bytes.
     pub fn wasm(self) -> &'static [u8] {
         match self {
             Builtin::VoicePipeline => include_bytes!(env!("GUEST_VOICE_PIPELINE")),
+            Builtin::VoiceAgent => include_bytes!(env!("GUEST_VOICE_AGENT")),
         }
     }
 }

@@ -221,13 +221,18 @@ async fn a_streamed_response_arrives_token_by_token_while_the_socket_keeps_flowi
     let mut echoes: Vec<Instant> = Vec::new();
     let mut sent = 0u32;
     let give_up = Instant::now() + switchboard_harness::PATIENCE;
+    // The relay is fed on a clock (not once per loop: echoes come back in microseconds,
+    // so a burst would be over before the first token), for as long as the stream runs.
+    let mut next_send = Instant::now();
     let done = loop {
         anyhow::ensure!(Instant::now() < give_up, "the stream did not finish: {got_tokens:?}");
-        if sent < 100 {
+        if Instant::now() >= next_send {
             caller.send_binary(sent.to_be_bytes().to_vec()).await?;
             sent += 1;
+            next_send += Duration::from_millis(40);
         }
-        match tokio::time::timeout(Duration::from_millis(50), caller.next_data()).await {
+        let wait = next_send.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(wait, caller.next_data()).await {
             Ok(Ok(Message::Text(text))) if text.starts_with("token ") => got_tokens.push((text[6..].to_string(), Instant::now())),
             Ok(Ok(Message::Text(text))) => break text.to_string(),
             Ok(Ok(_)) => echoes.push(Instant::now()),
