@@ -337,6 +337,17 @@ impl RunningLlm {
         format!("{}/v1/chat/completions", self.origin())
     }
 
+    /// The chat-completions URL by address (`127.0.0.1`), for when `localhost` already has
+    /// other secret headers; the TLS certificate names both.
+    pub fn ip_url(&self) -> String {
+        format!("{}://127.0.0.1:{}/v1/chat/completions", self.scheme, self.addr.port())
+    }
+
+    /// The allowlist rule for [`Self::ip_url`].
+    pub fn ip_origin(&self) -> String {
+        format!("{}://127.0.0.1:{}", self.scheme, self.addr.port())
+    }
+
     /// Every request so far.
     pub fn requests(&self) -> Vec<LlmRequest> {
         self.shared.lock().requests.clone()

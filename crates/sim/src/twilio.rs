@@ -277,13 +277,30 @@ impl TwilioCall {
             }
             sequence += 1;
             let payload = base64::engine::general_purpose::STANDARD.encode(frame);
-            sink.send(self.message(serde_json::json!({
-                "event": "media",
-                "sequenceNumber": sequence.to_string(),
-                "media": {"track": "inbound", "chunk": (index + 1).to_string(), "timestamp": (index * 20).to_string(), "payload": payload},
-                "streamSid": self.stream_sid,
-            })))
-            .await?;
+            let sent = sink
+                .send(self.message(serde_json::json!({
+                    "event": "media",
+                    "sequenceNumber": sequence.to_string(),
+                    "media": {"track": "inbound", "chunk": (index + 1).to_string(), "timestamp": (index * 20).to_string(), "payload": payload},
+                    "streamSid": self.stream_sid,
+                })))
+                .await;
+            if let Err(error) = sent {
+                // The server may have closed between two frames: then that is how the call ended.
+                let wait = tokio::time::Instant::now() + Duration::from_secs(2);
+                while record.close.is_none() {
+                    match tokio::time::timeout_at(wait, received_rx.recv()).await {
+                        Ok(Some(message)) => self.note(&mut record, &mut playback, message),
+                        _ => break,
+                    }
+                }
+                if record.close.is_none() {
+                    return Err(error.into());
+                }
+                record.streamed_for = started.elapsed();
+                reader.abort();
+                return Ok(record);
+            }
             record.sent_audio.extend_from_slice(frame);
             record.media_messages += 1;
             while let Ok(message) = received_rx.try_recv() {

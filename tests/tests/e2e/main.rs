@@ -1,6 +1,7 @@
 //! End-to-end tests: a real host on loopback running real guest components, driven by
 //! real WebSocket clients and servers. Run with `cargo test -p switchboard-harness`.
 
+mod agent;
 mod faults;
 mod http;
 mod inbound;
