@@ -63,3 +63,56 @@ pub const MARKERS: &[MarkerDoc] = &[
 pub fn is_documented<'a>(name: &str, mut keys: impl Iterator<Item = &'a str>) -> bool {
     MARKERS.iter().find(|doc| doc.name == name).is_some_and(|doc| keys.all(|key| doc.attributes.contains(&key)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const README: &str = include_str!("../../README.md");
+
+    /// The rows of the README's table under `heading`: the backticked names of each row's
+    /// first cell, with the backticked words of the second.
+    fn readme_table(heading: &str) -> Vec<(String, Vec<String>)> {
+        let start = README.find(heading).unwrap_or_else(|| panic!("README has no {heading:?}"));
+        let table = README[start..].lines().skip(1).skip_while(|line| !line.starts_with('|')).take_while(|line| line.starts_with('|'));
+        let backticked = |cell: &str| cell.split('`').skip(1).step_by(2).map(str::to_owned).collect::<Vec<_>>();
+        table
+            .skip(2)
+            .flat_map(|row| {
+                let cells: Vec<&str> = row.split('|').collect();
+                let keys = backticked(cells.get(2).copied().unwrap_or_default());
+                backticked(cells.get(1).copied().unwrap_or_default()).into_iter().map(move |name| (name, keys.clone()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_lists_exactly_the_markers_the_agent_records() {
+        let documented = readme_table("### Voice agent markers");
+        let listed: Vec<(String, Vec<String>)> =
+            MARKERS.iter().map(|doc| (doc.name.to_owned(), doc.attributes.iter().map(|key| (*key).to_owned()).collect())).collect();
+        assert_eq!(documented, listed, "README's voice agent markers differ from agent/src/markers.rs");
+    }
+
+    #[test]
+    fn the_readme_lists_every_agent_setting_and_only_those() {
+        let read = |from: &dyn Fn(&dyn Fn(&str) -> Option<String>)| {
+            let keys = std::cell::RefCell::new(std::collections::BTreeSet::new());
+            from(&|key: &str| {
+                keys.borrow_mut().insert(key.to_owned());
+                None
+            });
+            keys.into_inner()
+        };
+        let agent = read(&|lookup| {
+            let _ = crate::settings::AgentSettings::from_lookup(lookup);
+        });
+        let listen = read(&|lookup| {
+            let _ = switchboard_voice::settings::Settings::from_lookup(lookup);
+        });
+        let own: std::collections::BTreeSet<String> = agent.difference(&listen).cloned().collect();
+        let documented: std::collections::BTreeSet<String> =
+            readme_table("Voice agent settings (").into_iter().map(|(name, _)| name).collect();
+        assert_eq!(documented, own, "README's voice agent settings differ from what the agent reads");
+    }
+}

@@ -91,6 +91,27 @@ fn the_demo_runs_a_whole_call_offline_and_loses_nothing() {
     }
 }
 
+#[test]
+fn the_agent_demo_holds_a_conversation_with_an_interruption_and_hangs_up() {
+    let output = switchboard(&["demo", "--agent"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    for expected in [
+        "no recognition and no synthesis",
+        "agent.turn",
+        "llm.first-token",
+        "agent.barge-in",
+        "agent.hangup-phrase",
+        "agent.hangup",
+        "Turns (ms from the caller's end of speech",
+        "(interrupted) ",
+        "We open at seven every morning, except on Mondays.",
+        "call closed with        1000",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+}
+
 fn switchboard_with_env(args: &[&str], env: (&str, &str)) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(args)

@@ -62,8 +62,12 @@ pub(crate) enum Command {
         speed: f64,
         /// Make the simulator drop the first Deepgram session with 1011 after this many
         /// seconds of audio, to watch a reconnect that loses nothing.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "agent")]
         drop_deepgram_after: Option<f64>,
+        /// Hold a conversation with the bundled voice agent instead (simulated LLM and
+        /// Deepgram TTS too; one interruption; real time, about 20 s).
+        #[arg(long, conflicts_with = "speed")]
+        agent: bool,
     },
     /// Serve calls. Without --config: the bundled voice pipeline on /twilio/media at
     /// 127.0.0.1:8080 (the operator listener at 127.0.0.1:9090), allowed to reach

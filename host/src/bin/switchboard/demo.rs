@@ -103,7 +103,7 @@ async fn call(options: DemoOptions, mut out: impl FnMut(&str) + Send) -> anyhow:
         tokio::select! {
             finished = &mut call => break finished.context("the caller task failed")??,
             marker = live.recv() => match marker {
-                Ok(marker) => note(&marker, &mut report, &mut out),
+                Ok(marker) => tally(&marker, &mut report, &mut out),
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => {}
             },
@@ -116,7 +116,7 @@ async fn call(options: DemoOptions, mut out: impl FnMut(&str) + Send) -> anyhow:
         match tokio::time::timeout_at(deadline, live.recv()).await {
             Ok(Ok(marker)) => {
                 closed = marker.name == "call.closed";
-                note(&marker, &mut report, &mut out);
+                tally(&marker, &mut report, &mut out);
             }
             Ok(Err(RecvError::Lagged(_))) => {}
             _ => break,
@@ -135,7 +135,7 @@ async fn call(options: DemoOptions, mut out: impl FnMut(&str) + Send) -> anyhow:
 }
 
 /// The call store's verdict on the demo's call, in words.
-fn stored_outcome(host: &Switchboard) -> String {
+pub(crate) fn stored_outcome(host: &Switchboard) -> String {
     if !host.calls().flush(Duration::from_secs(5)) {
         return "n/a (the call store did not answer)".to_owned();
     }
@@ -178,14 +178,19 @@ fn demo_config(origin: &str, listen_url: &str, ca: &Path) -> anyhow::Result<Conf
     Ok(Config::from_file(file, "demo configuration", Path::new("."), &lookup)?)
 }
 
-/// One line per marker: when, who, which lane, what, and its first attributes.
-fn note(marker: &Marker, report: &mut DemoReport, out: &mut impl FnMut(&str)) {
+/// Counts what the summary needs, and prints the marker.
+fn tally(marker: &Marker, report: &mut DemoReport, out: &mut impl FnMut(&str)) {
     if marker.source == MarkerSource::Host && marker.name == "outbound.open" && report.handshake_ms.is_none() {
         report.handshake_ms = marker.number("handshake_ms");
     }
     if marker.source == MarkerSource::Guest && marker.name == "transcript.entry" {
         report.transcript_lines += 1;
     }
+    note(marker, out);
+}
+
+/// One line per marker: when, who, which lane, what, and its first attributes.
+pub(crate) fn note(marker: &Marker, out: &mut impl FnMut(&str)) {
     let source = match marker.source {
         MarkerSource::Host => "host ",
         MarkerSource::Guest => "guest",

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! switchboard demo                  # a whole call, offline: simulated Twilio and Deepgram
+//! switchboard demo --agent          # a conversation with the voice agent, offline
 //! switchboard serve                 # built-in defaults: voice pipeline on 127.0.0.1:8080
 //! switchboard serve --config switchboard.toml
 //! switchboard check --config switchboard.toml
@@ -14,6 +15,8 @@ mod check;
 mod compile;
 #[cfg(feature = "demo")]
 mod demo;
+#[cfg(feature = "demo")]
+mod demo_agent;
 mod deploy;
 mod operator;
 mod serve;
@@ -29,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let default_filter = if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "info" };
     init_logging(cli.log_format, default_filter);
     match cli.command {
-        Command::Demo { speed, drop_deepgram_after } => run_demo(speed, drop_deepgram_after).await,
+        Command::Demo { speed, drop_deepgram_after, agent } => run_demo(speed, drop_deepgram_after, agent).await,
         Command::Serve { config, listen, operator_listen } => serve::run(config, listen, operator_listen).await,
         Command::Deploy { operator, admin_token_env, action } => deploy::run(&operator, &admin_token_env, action).await,
         Command::Calls { operator, db, outcome, leg, limit, action } => calls::run(&operator, db, outcome, leg, limit, action).await,
@@ -39,12 +42,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 #[cfg(feature = "demo")]
-async fn run_demo(speed: f64, drop_deepgram_after: Option<f64>) -> anyhow::Result<()> {
-    demo::run(speed, drop_deepgram_after).await
+async fn run_demo(speed: f64, drop_deepgram_after: Option<f64>, agent: bool) -> anyhow::Result<()> {
+    if agent { demo_agent::run().await } else { demo::run(speed, drop_deepgram_after).await }
 }
 
 #[cfg(not(feature = "demo"))]
-async fn run_demo(_speed: f64, _drop_deepgram_after: Option<f64>) -> anyhow::Result<()> {
+async fn run_demo(_speed: f64, _drop_deepgram_after: Option<f64>, _agent: bool) -> anyhow::Result<()> {
     anyhow::bail!("this switchboard was built without the `demo` feature (its simulators); build it with `--features demo`")
 }
 
