@@ -94,9 +94,12 @@ mod tests {
         assert_eq!(documented, listed, "README's voice agent markers differ from agent/src/markers.rs");
     }
 
+    /// A settings lookup, as `from_lookup` takes it.
+    type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
     #[test]
     fn the_readme_lists_every_agent_setting_and_only_those() {
-        let read = |from: &dyn Fn(&dyn Fn(&str) -> Option<String>)| {
+        let read = |from: &dyn Fn(Lookup<'_>)| {
             let keys = std::cell::RefCell::new(std::collections::BTreeSet::new());
             from(&|key: &str| {
                 keys.borrow_mut().insert(key.to_owned());

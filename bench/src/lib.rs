@@ -13,6 +13,7 @@ pub mod procfs;
 pub mod report;
 pub mod search;
 pub mod soak;
+pub mod speak_latency;
 pub mod stamp;
 pub mod sut;
 pub mod trial;

@@ -17,7 +17,7 @@ use switchboard_bench::report::{Machine, Report, trial_line};
 use switchboard_bench::soak::{self, SoakPlan};
 use switchboard_bench::sut::{self, Environment, System};
 use switchboard_bench::trial::{self, Phases};
-use switchboard_bench::{chart, fetch_latency, instantiate, search};
+use switchboard_bench::{chart, fetch_latency, instantiate, search, speak_latency};
 use switchboard_sim::tls::TestCa;
 
 #[derive(Parser)]
@@ -75,6 +75,16 @@ enum Command {
         warmup: u32,
         /// Rounds, alternating the systems.
         #[arg(long, default_value_t = 5)]
+        rounds: u32,
+    },
+    /// Speech-back latency: a TTS audio frame leaving Deepgram to its `media` message
+    /// reaching Twilio, through the voice agent vs the native relay `native-speak`.
+    Speak {
+        /// 20 ms frames per flush (two flushes per call).
+        #[arg(long, default_value_t = 500)]
+        frames: u32,
+        /// Rounds, alternating the systems.
+        #[arg(long, default_value_t = 3)]
         rounds: u32,
     },
     /// Instantiation time of the voice-pipeline component, pooling vs on-demand.
@@ -190,6 +200,23 @@ async fn run(cli: Cli, machine: Machine) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    if let Command::Speak { frames, rounds } = command {
+        let plan =
+            speak_latency::Plan { frames, rounds, bin_dir, work_dir: std::path::absolute(&work_dir)?, cpus: machine.system_cpus.clone() };
+        println!(
+            "machine: {} ({} cores); systems on CPU {:?}, harness on CPU {:?}",
+            machine.cpu, machine.cores, machine.system_cpus, machine.harness_cpu
+        );
+        println!("speak: {rounds} rounds of one call per system, {} frames of 20 ms each", frames * 2);
+        let outcome = speak_latency::run(&plan, |line| println!("{line}")).await?;
+        let table = outcome.table();
+        println!("{table}");
+        std::fs::write(out.join("speak.md"), &table)?;
+        std::fs::write(out.join("speak.json"), serde_json::to_string_pretty(&outcome)?)?;
+        println!("written: {}", out.join("speak.md").display());
+        return Ok(());
+    }
+
     let ca = TestCa::new()?;
     let api_key = "bench-key";
     let deepgram = FakeDeepgram::start(ca.server_config()?, api_key).await?;
@@ -281,7 +308,7 @@ async fn run(cli: Cli, machine: Machine) -> anyhow::Result<()> {
             std::fs::write(&path, serde_json::to_string_pretty(&serde_json::json!({ "alone": alone, "beside": beside }))?)?;
             println!("written: {}", path.display());
         }
-        Command::Instantiate { .. } | Command::Http { .. } => unreachable!("handled above"),
+        Command::Instantiate { .. } | Command::Http { .. } | Command::Speak { .. } => unreachable!("handled above"),
     }
     Ok(())
 }
