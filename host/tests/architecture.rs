@@ -16,8 +16,23 @@ const ALLOWED_LOOPS: &[(&str, &str, &str)] = &[(
 )];
 
 /// Marker names of the voice pipeline (and any guest): the host must not know them.
-const GUEST_VOCABULARY: &[&str] =
-    &["\"twilio.", "\"deepgram.", "\"pipeline.", "\"utterance\"", "\"transcript.final\"", "\"audio.overflow\""];
+const GUEST_VOCABULARY: &[&str] = &[
+    "\"twilio.",
+    "\"deepgram.",
+    "\"pipeline.",
+    "\"utterance\"",
+    "\"transcript.final\"",
+    "\"audio.overflow\"",
+    "\"agent.",
+    "\"llm.",
+    "\"speak.",
+];
+
+/// The voice agent's vocabulary, which its scripted demo (`switchboard demo --agent`)
+/// reads to print the turns: the one file allowed to know a guest's marker names, and only
+/// the agent's.
+const AGENT_DEMO: &str = "bin/switchboard/demo_agent.rs";
+const AGENT_VOCABULARY: &[&str] = &["\"agent.", "\"llm.", "\"speak."];
 
 fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("readable source dir").flatten() {
@@ -208,8 +223,9 @@ fn no_host_file_matches_on_a_guest_s_marker_names() {
     let mut found = Vec::new();
     for file in files {
         let code = code_of(&std::fs::read_to_string(&file).expect("readable"));
+        let demo = file.ends_with(AGENT_DEMO);
         for word in GUEST_VOCABULARY {
-            if code.contains(word) {
+            if code.contains(word) && !(demo && AGENT_VOCABULARY.contains(word)) {
                 found.push(format!("{}: {word}", file.display()));
             }
         }

@@ -150,7 +150,8 @@ fn shown(marker: &Marker, report: &mut Report, out: &mut impl FnMut(&str)) {
         "agent.hangup" => report.agent_hung_up = true,
         _ => {}
     }
-    let wanted = ["agent.", "llm.", "speak.open", "speak.gave-up", "utterance", "call.", "twilio.start", "twilio.stop"];
+    // The agent's own markers and the host's call markers; listening's are left out.
+    let wanted = ["agent.", "llm.", "speak.open", "speak.gave-up", "call."];
     if wanted.iter().any(|prefix| marker.name.starts_with(prefix)) && marker.name != "agent.heard" {
         note(marker, out);
     }
