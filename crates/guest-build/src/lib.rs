@@ -93,7 +93,9 @@ pub fn build(packages: &[&str]) -> Result<Vec<BuiltComponent>, BuildError> {
 
     println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
     println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    // Guests build on the shared crates (`crates/guest`, `crates/voice`): any change there counts.
     println!("cargo:rerun-if-changed={}", workspace.join("crates/guest").display());
+    println!("cargo:rerun-if-changed={}", workspace.join("crates/voice").display());
     println!("cargo:rerun-if-changed={}", workspace.join("tests/guests").display());
     let mut built = Vec::new();
     for package in packages {

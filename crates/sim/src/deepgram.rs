@@ -9,6 +9,12 @@
 //! `Finalize` and `CloseStream`, and closes like the real service: 1011 `NET-0001` after
 //! an idle spell, and an unexpected close on an empty binary frame.
 //!
+//! On `/v2/listen` it speaks **Flux** instead: `Connected` on open, then `TurnInfo`
+//! messages (`StartOfTurn` at the onset of speech, an `Update` every 0.25 s of audio, and
+//! `EndOfTurn` with the next scripted transcript once `endpointing` of silence follows;
+//! 300 ms by default), audio confirmed up to each message's `audio_window_end`, and after
+//! `CloseStream` a close without a status code, as the real service does.
+//!
 //! It records every handshake, every session's audio and control messages, and how much
 //! of each session's audio it finalized: [`RunningSim::delivered_audio`] is the audio a
 //! transcript covers, with nothing counted twice.
@@ -286,6 +292,10 @@ impl DeepgramSim {
             self.close_after_audio.filter(|(_, sessions)| session_index < *sessions).map(|(audio, _)| audio.as_millis() as usize * 8);
         let mut session = Transcriber::new(&handshake, self.speech_threshold, self.transcripts.clone());
         let (mut sink, mut stream) = socket.split();
+        if session.flux {
+            let connected = serde_json::json!({"type": "Connected", "request_id": "00000000-sim", "sequence_id": 0});
+            let _ = sink.send(Message::text(connected.to_string())).await;
+        }
         let mut has_audio = false;
         let verdict: Option<(u16, &str)> = loop {
             let next = tokio::time::timeout(self.idle_timeout, stream.next()).await;
@@ -320,7 +330,24 @@ impl DeepgramSim {
                         "KeepAlive" if !has_audio => {
                             // The real service only counts KeepAlive once audio has flowed.
                         }
+                        // Flux has no Finalize (a client must not rely on one): ignored.
+                        "Finalize" if session.flux => {}
                         "Finalize" => replies = session.flush(true),
+                        "CloseStream" if session.flux => {
+                            // Flux: the last Update, no metadata, a close without a status code.
+                            if !session.carry.is_empty() {
+                                session.carry.clear();
+                                session.frames += 1;
+                            }
+                            let reply = session.turn_info("Update", "");
+                            let _ = sink.send(Message::text(reply.text.clone())).await;
+                            let received = session.received;
+                            shared.update(|state| {
+                                state.sessions[session_index].apply(&reply);
+                                state.sessions[session_index].finalized = received;
+                            });
+                            break Some((1005, ""));
+                        }
                         "CloseStream" => {
                             let mut last = session.flush(true);
                             last.push(session.metadata());
@@ -350,8 +377,9 @@ impl DeepgramSim {
         };
         let closed = match verdict {
             Some((code, reason)) => {
-                let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-                let _ = sink.send(Message::Close(Some(frame))).await;
+                // 1005 means "no status": a close frame without a payload (Flux's way).
+                let frame = (code != 1005).then(|| CloseFrame { code: CloseCode::from(code), reason: reason.into() });
+                let _ = sink.send(Message::Close(frame)).await;
                 // Let the client answer; keep reading briefly so the handshake completes.
                 let _ = tokio::time::timeout(Duration::from_secs(2), async { while stream.next().await.is_some() {} }).await;
                 (code, reason.to_owned(), true)
@@ -399,6 +427,10 @@ struct Transcriber {
     utterance_end_frames: Option<usize>,
     vad_events: bool,
     interim: bool,
+    /// Flux (`/v2/listen`): turns instead of results.
+    flux: bool,
+    /// Flux: turns ended so far.
+    turn_index: u64,
     /// Bytes received.
     received: usize,
     /// Partial frame carried between messages.
@@ -429,6 +461,8 @@ impl Transcriber {
             utterance_end_frames: handshake.param("utterance_end_ms").and_then(frames_of),
             vad_events: flag("vad_events"),
             interim: flag("interim_results"),
+            flux: handshake.path.trim_end_matches('/').ends_with("/v2/listen"),
+            turn_index: 0,
             received: 0,
             carry: Vec::new(),
             frames: 0,
@@ -469,7 +503,58 @@ impl Transcriber {
         format!("(speech {:.1} s)", Self::seconds(frames))
     }
 
+    /// Flux's `TurnInfo`, confirming the audio up to now.
+    fn turn_info(&mut self, event: &str, transcript: &str) -> Reply {
+        let start = Self::seconds(self.speech_start.unwrap_or(self.frames));
+        let text = serde_json::json!({
+            "type": "TurnInfo", "event": event, "turn_index": self.turn_index, "request_id": "00000000-sim",
+            "audio_window_start": start, "audio_window_end": Self::seconds(self.frames),
+            "transcript": transcript, "words": [], "end_of_turn_confidence": if event == "EndOfTurn" { 0.9 } else { 0.1 },
+        })
+        .to_string();
+        self.final_end = self.frames;
+        let transcript = (event == "EndOfTurn" && !transcript.is_empty()).then(|| transcript.to_owned());
+        Reply { text, finalized_to: Some(self.frames * FRAME), transcript }
+    }
+
+    fn flux_audio(&mut self, data: &[u8]) -> Vec<Reply> {
+        self.received += data.len();
+        self.carry.extend_from_slice(data);
+        let mut replies = Vec::new();
+        while self.carry.len() >= FRAME {
+            let frame: Vec<u8> = self.carry.drain(..FRAME).collect();
+            let loud = mulaw::rms(&frame) > self.threshold;
+            self.frames += 1;
+            match (loud, self.speech_start) {
+                (true, None) => {
+                    self.speech_start = Some(self.frames - 1);
+                    self.silence_run = 0;
+                    replies.push(self.turn_info("StartOfTurn", ""));
+                }
+                (true, Some(_)) => self.silence_run = 0,
+                (false, Some(_)) => {
+                    self.silence_run += 1;
+                    if self.silence_run >= self.endpointing_frames.unwrap_or(15) {
+                        let label = self.script.pop_front().unwrap_or_else(|| self.speech_label());
+                        replies.push(self.turn_info("EndOfTurn", &label));
+                        self.speech_start = None;
+                        self.turn_index += 1;
+                    }
+                }
+                (false, None) => {}
+            }
+            if self.frames - self.final_end >= 12 {
+                let label = if self.speech_start.is_some() { self.speech_label() } else { String::new() };
+                replies.push(self.turn_info("Update", &label));
+            }
+        }
+        replies
+    }
+
     fn audio(&mut self, data: &[u8]) -> Vec<Reply> {
+        if self.flux {
+            return self.flux_audio(data);
+        }
         self.received += data.len();
         self.carry.extend_from_slice(data);
         let mut replies = Vec::new();

@@ -1,5 +1,6 @@
 //! Deepgram live speech-to-text messages: what the server sends, and the client's control
-//! messages (always text frames).
+//! messages (always text frames). Flux (`/v2/listen`) sends `Connected` and `TurnInfo`
+//! instead of `Results`.
 
 use serde::Deserialize;
 
@@ -30,8 +31,32 @@ pub enum ServerMessage {
         /// Seconds into the stream.
         timestamp: f64,
     },
+    /// Flux: the stream is open.
+    Connected {
+        /// Deepgram's request id.
+        request_id: String,
+    },
+    /// Flux: the state of the current turn.
+    TurnInfo(TurnInfo),
     /// A type this code does not handle (kept for the timeline).
     Other(String),
+}
+
+/// What a Flux `TurnInfo` says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnInfo {
+    /// `StartOfTurn`, `Update`, `EagerEndOfTurn`, `TurnResumed` or `EndOfTurn`.
+    pub event: String,
+    /// Counts turns, from 0; rises after each `EndOfTurn`.
+    pub turn_index: u64,
+    /// The turn's transcript so far.
+    pub transcript: String,
+    /// Where the turn's audio starts, seconds since this stream began.
+    pub audio_window_start: f64,
+    /// How far the audio is transcribed, seconds since this stream began.
+    pub audio_window_end: f64,
+    /// How sure Flux is the turn has ended.
+    pub end_of_turn_confidence: f64,
 }
 
 /// A `Results` message's useful part.
@@ -101,6 +126,22 @@ struct RawUtteranceEnd {
 }
 
 #[derive(Deserialize)]
+struct RawTurnInfo {
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    turn_index: u64,
+    #[serde(default)]
+    transcript: String,
+    #[serde(default)]
+    audio_window_start: f64,
+    #[serde(default)]
+    audio_window_end: f64,
+    #[serde(default)]
+    end_of_turn_confidence: f64,
+}
+
+#[derive(Deserialize)]
 struct RawSpeechStarted {
     #[serde(default)]
     timestamp: f64,
@@ -135,6 +176,21 @@ pub fn parse(text: &str) -> Result<ServerMessage, String> {
             let raw: RawSpeechStarted = serde_json::from_str(text).map_err(|e| e.to_string())?;
             ServerMessage::SpeechStarted { timestamp: raw.timestamp }
         }
+        "Connected" => {
+            let raw: RawMetadata = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            ServerMessage::Connected { request_id: raw.request_id }
+        }
+        "TurnInfo" => {
+            let raw: RawTurnInfo = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            ServerMessage::TurnInfo(TurnInfo {
+                event: raw.event,
+                turn_index: raw.turn_index,
+                transcript: raw.transcript,
+                audio_window_start: raw.audio_window_start,
+                audio_window_end: raw.audio_window_end,
+                end_of_turn_confidence: raw.end_of_turn_confidence,
+            })
+        }
         other => ServerMessage::Other(other.chars().take(64).collect()),
     };
     Ok(parsed)
@@ -165,6 +221,16 @@ mod tests {
             Ok(ServerMessage::Metadata { request_id: "r1".into() })
         );
         assert_eq!(parse(r#"{"type":"Warning"}"#), Ok(ServerMessage::Other("Warning".into())));
+        assert_eq!(
+            parse(r#"{"type":"Connected","request_id":"r2","sequence_id":0}"#),
+            Ok(ServerMessage::Connected { request_id: "r2".into() })
+        );
+        let turn = parse(
+            r#"{"type":"TurnInfo","event":"EndOfTurn","turn_index":2,"audio_window_start":1.5,"audio_window_end":3.25,"transcript":"hello there","words":[{"word":"hello","confidence":0.9}],"end_of_turn_confidence":0.82}"#,
+        );
+        let Ok(ServerMessage::TurnInfo(turn)) = turn else { panic!("{turn:?}") };
+        assert_eq!((turn.event.as_str(), turn.turn_index, turn.transcript.as_str()), ("EndOfTurn", 2, "hello there"));
+        assert_eq!((turn.audio_window_start, turn.audio_window_end, turn.end_of_turn_confidence), (1.5, 3.25, 0.82));
         assert!(parse("garbage").is_err());
         assert!(parse(r#"{"type":"Results","channel":7}"#).is_err());
     }

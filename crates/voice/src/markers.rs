@@ -40,6 +40,7 @@ pub const MARKERS: &[MarkerDoc] = &[
     doc("deepgram.first-result", &["ms_since_first_audio"]),
     doc("deepgram.speech-started", &["at"]),
     doc("deepgram.utterance-end", &["last_word_end"]),
+    doc("deepgram.turn", &["event", "turn_index"]),
     doc("deepgram.metadata", &["request_id"]),
     doc("deepgram.other", &["type"]),
     doc("deepgram.malformed", &["error", "message"]),

@@ -10,6 +10,12 @@
 //! `CloseStream`, then wait up to `final_wait_ms` for Deepgram to close. An unexpected
 //! close or network error reconnects with backoff and replays the audio Deepgram had not
 //! finalized; a 4xx answer or a 1008 close is not retried. Every step is a marker.
+//!
+//! With a Flux endpoint (`/v2/listen`) the utterance is Flux's `EndOfTurn`, its
+//! `StartOfTurn` and `Update`s are what was heard, audio is confirmed up to each
+//! `TurnInfo`'s `audio_window_end`, no `KeepAlive` or `Finalize` is sent (Flux has
+//! neither), and after `CloseStream` any close is the expected one (Flux closes without a
+//! status code).
 
 use crate::backoff::Backoff;
 use crate::deepgram::{self, CLOSE_STREAM, FINALIZE, KEEP_ALIVE, ServerMessage};
@@ -499,8 +505,46 @@ impl Pipeline {
                 self.mark("deepgram.speech-started", &[("at", (offset + timestamp).into())]);
                 self.actions.push(Action::Heard(Heard::SpeechStarted { at: offset + timestamp }));
             }
+            ServerMessage::TurnInfo(turn) => self.on_turn_info(turn, offset, now_ms),
+            ServerMessage::Connected { request_id } => self.mark("deepgram.metadata", &[("request_id", request_id.into())]),
             ServerMessage::Metadata { request_id } => self.mark("deepgram.metadata", &[("request_id", request_id.into())]),
             ServerMessage::Other(kind) => self.mark("deepgram.other", &[("type", kind.into())]),
+        }
+    }
+
+    /// Flux's view of the turn: audio confirmed to the window's end, the start and the
+    /// words heard, and the turn's end as the utterance.
+    fn on_turn_info(&mut self, turn: deepgram::TurnInfo, offset: f64, now_ms: u64) {
+        if !self.first_result {
+            self.first_result = true;
+            let since_audio = self.first_media_ms.map(|t| now_ms.saturating_sub(t)).unwrap_or(0);
+            self.mark("deepgram.first-result", &[("ms_since_first_audio", since_audio.into())]);
+        }
+        self.ledger.confirm(turn.audio_window_end);
+        match turn.event.as_str() {
+            "StartOfTurn" => {
+                self.mark("deepgram.turn", &[("event", turn.event.as_str().into()), ("turn_index", turn.turn_index.into())]);
+                self.actions.push(Action::Heard(Heard::SpeechStarted { at: offset + turn.audio_window_start }));
+            }
+            "EndOfTurn" => {
+                self.mark("deepgram.turn", &[("event", turn.event.as_str().into()), ("turn_index", turn.turn_index.into())]);
+                if !turn.transcript.trim().is_empty() {
+                    self.stats.transcripts += 1;
+                    self.mark_utterance(Utterance {
+                        text: turn.transcript,
+                        start: offset + turn.audio_window_start,
+                        end: offset + turn.audio_window_end,
+                        confidence: turn.end_of_turn_confidence,
+                    });
+                }
+            }
+            "Update" | "TurnResumed" | "EagerEndOfTurn" => {
+                let words = turn.transcript.split_whitespace().count();
+                if words > 0 {
+                    self.actions.push(Action::Heard(Heard::Interim { text: turn.transcript, words }));
+                }
+            }
+            other => self.mark("deepgram.other", &[("type", format!("TurnInfo {other}").into())]),
         }
     }
 
@@ -530,7 +574,8 @@ impl Pipeline {
             return;
         }
         self.mark("deepgram.closed", &[("code", code.into()), ("reason", reason.into())]);
-        let expected = matches!(self.link, Link::Draining { .. }) && code == 1000;
+        // Flux closes without a status code after CloseStream: any close is then expected.
+        let expected = matches!(self.link, Link::Draining { .. }) && (code == 1000 || self.settings.flux());
         if expected {
             self.link = Link::Closed;
             self.complete(true);
@@ -619,8 +664,15 @@ impl Pipeline {
         self.link = Link::Open { last_send_ms, paced_until_ms };
         if self.ending && !self.close_sent && self.ledger.unsent() == 0 {
             self.close_sent = true;
-            self.actions.push(Action::SendControl(FINALIZE));
+            if !self.settings.flux() {
+                self.actions.push(Action::SendControl(FINALIZE));
+            }
             self.actions.push(Action::SendControl(CLOSE_STREAM));
+            if self.settings.flux() {
+                // Flux closes without a status code: its close cannot say it is done, so the
+                // pipeline says so (the host then takes that close for the normal end).
+                self.actions.push(Action::Complete(DEEPGRAM_LEG));
+            }
             let deadline = now_ms + self.settings.final_wait_ms;
             self.link = Link::Draining { deadline_ms: deadline };
             self.mark("deepgram.close-stream", &[("audio_bytes", self.ledger.received().into())]);
@@ -651,6 +703,7 @@ impl Pipeline {
                 self.pump_audio(now_ms);
                 if let Link::Open { last_send_ms: after, paced_until_ms } = self.link
                     && after == last_send_ms
+                    && !self.settings.flux()
                     && now_ms.saturating_sub(last_send_ms) >= self.settings.keepalive_ms
                 {
                     self.actions.push(Action::SendControl(KEEP_ALIVE));
@@ -683,10 +736,14 @@ impl Pipeline {
         let link = match self.link {
             Link::Waiting { until_ms } => Some(until_ms),
             Link::Open { last_send_ms, paced_until_ms } => {
-                let keepalive = last_send_ms + self.settings.keepalive_ms;
+                // Flux has no KeepAlive: only the pace wakes it.
+                let keepalive = (!self.settings.flux()).then(|| last_send_ms + self.settings.keepalive_ms);
                 // Audio held back by the pace is due when the pace allows it.
                 let paced = self.next_frame_bytes().map(|_| paced_until_ms);
-                Some(paced.map_or(keepalive, |p| p.min(keepalive)))
+                match (paced, keepalive) {
+                    (Some(p), Some(k)) => Some(p.min(k)),
+                    (p, k) => p.or(k),
+                }
             }
             Link::Draining { deadline_ms } => Some(deadline_ms),
             _ => None,

@@ -38,6 +38,10 @@ pub struct Settings {
     pub max_reconnects: u32,
     /// After the call ends, how long to wait for Deepgram's final results, milliseconds.
     pub final_wait_ms: u64,
+    /// Flux: the end-of-turn confidence threshold (`eot_threshold`), when set.
+    pub eot_threshold: Option<f64>,
+    /// Flux: the longest silence before a turn ends (`eot_timeout_ms`), when set.
+    pub eot_timeout_ms: Option<u32>,
 }
 
 impl Default for Settings {
@@ -59,6 +63,8 @@ impl Default for Settings {
             reconnect_max_ms: 5_000,
             max_reconnects: 8,
             final_wait_ms: 5_000,
+            eot_threshold: None,
+            eot_timeout_ms: None,
         }
     }
 }
@@ -106,8 +112,23 @@ impl Settings {
             }
             s.deepgram_url = url;
         }
-        if let Some(model) = lookup("model") {
-            s.model = model;
+        let flux = s.deepgram_url.trim_end_matches('/').ends_with("/v2/listen");
+        match lookup("model") {
+            Some(model) if flux != model.starts_with("flux") => {
+                let expected =
+                    if flux { "a `flux-*` model for a /v2/listen URL" } else { "a /v1/listen model (`flux-*` needs a /v2/listen URL)" };
+                return Err(SettingError { key: "model", expected, value: model });
+            }
+            Some(model) => s.model = model,
+            None if flux => s.model = "flux-general-en".to_owned(),
+            None => {}
+        }
+        if let Some(text) = lookup("eot_threshold") {
+            let value = text.trim().parse::<f64>().ok().filter(|t| (0.5..=1.0).contains(t));
+            s.eot_threshold = Some(value.ok_or(SettingError { key: "eot_threshold", expected: "0.5 to 1.0 (Flux only)", value: text })?);
+        }
+        if lookup("eot_timeout_ms").is_some() {
+            s.eot_timeout_ms = Some(number("eot_timeout_ms", 5_000, 500, 60_000, "500 to 60000 ms (Flux only)")? as u32);
         }
         s.language = lookup("language").or(s.language);
         s.interim_results = flag("interim_results", s.interim_results)?;
@@ -142,8 +163,24 @@ impl Settings {
         Ok(s)
     }
 
+    /// The endpoint is Flux (`/v2/listen`): turns end with `EndOfTurn`, not `speech_final`.
+    pub fn flux(&self) -> bool {
+        self.deepgram_url.trim_end_matches('/').ends_with("/v2/listen")
+    }
+
     /// The Deepgram URL with the query for telephone audio (mu-law, 8 kHz, mono).
     pub fn listen_url(&self) -> String {
+        if self.flux() {
+            let mut query = vec![("model", self.model.clone()), ("encoding", "mulaw".to_owned()), ("sample_rate", "8000".to_owned())];
+            if let Some(threshold) = self.eot_threshold {
+                query.push(("eot_threshold", threshold.to_string()));
+            }
+            if let Some(ms) = self.eot_timeout_ms {
+                query.push(("eot_timeout_ms", ms.to_string()));
+            }
+            let query: Vec<String> = query.into_iter().map(|(k, v)| format!("{k}={}", encode(&v))).collect();
+            return format!("{}?{}", self.deepgram_url, query.join("&"));
+        }
         let mut query = vec![
             ("model", self.model.clone()),
             ("encoding", "mulaw".to_owned()),
@@ -216,6 +253,21 @@ mod tests {
             .flat_map(|row| row.split('|').nth(1).unwrap_or_default().split('`').skip(1).step_by(2).map(str::to_owned).collect::<Vec<_>>())
             .collect();
         assert_eq!(documented, read.into_inner(), "README's settings differ from what the pipeline reads");
+    }
+
+    #[test]
+    fn a_v2_url_is_flux_with_a_flux_model_and_its_own_query() {
+        let s = from(&[("deepgram_url", "wss://api.deepgram.com/v2/listen"), ("eot_threshold", "0.8"), ("eot_timeout_ms", "3000")])
+            .expect("flux");
+        assert!(s.flux());
+        assert_eq!(
+            s.listen_url(),
+            "wss://api.deepgram.com/v2/listen?model=flux-general-en&encoding=mulaw&sample_rate=8000&eot_threshold=0.8&eot_timeout_ms=3000"
+        );
+        assert_eq!(from(&[("deepgram_url", "wss://x/v2/listen"), ("model", "nova-3")]).expect_err("not flux").key, "model");
+        assert_eq!(from(&[("model", "flux-general-en")]).expect_err("v1 url").key, "model");
+        assert_eq!(from(&[("eot_threshold", "0.2")]).expect_err("range").key, "eot_threshold");
+        assert!(!Settings::default().flux());
     }
 
     #[test]

@@ -50,6 +50,11 @@ impl Sims {
 
 /// The host serving the voice agent on `/twilio/media`, pointed at the simulators.
 async fn agent(sims: Sims, settings: &[(&str, &str)]) -> anyhow::Result<Agent> {
+    agent_listening_on(sims, settings, "/v1/listen").await
+}
+
+/// [`agent`], with the STT simulator's endpoint at `listen_path` (`/v2/listen` is Flux).
+async fn agent_listening_on(sims: Sims, settings: &[(&str, &str)], listen_path: &str) -> anyhow::Result<Agent> {
     init_tracing();
     let ca = TestCa::new()?;
     let stt = sims.stt.tls(ca.server_config()?).expect_token(DEEPGRAM_KEY).start().await?;
@@ -60,7 +65,7 @@ async fn agent(sims: Sims, settings: &[(&str, &str)]) -> anyhow::Result<Agent> {
         .allow(&speak.origin())
         .allow(&llm.ip_origin())
         .trust(&ca)
-        .setting("deepgram_url", &stt.listen_url())
+        .setting("deepgram_url", &format!("{}{listen_path}", stt.origin()))
         .setting("tts_url", &speak.speak_url())
         .setting("llm_url", &llm.ip_url())
         .setting("reconnect_base_ms", "100")
@@ -284,5 +289,28 @@ async fn twenty_agent_calls_at_once_each_hold_their_own_conversation() -> anyhow
     assert!(requests.iter().all(|r| r.messages.last().map(|(_, c)| c.as_str()) == Some("hello")));
     assert_eq!(a.speak.sessions().len(), 20);
     assert_eq!(a.stt.sessions().len(), 20);
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_flux_the_turn_ends_at_end_of_turn() -> anyhow::Result<()> {
+    let mut sims = Sims::new(&["is the shop open today"]);
+    sims.llm = sims.llm.answer(Answer::Text("Yes, until six.".into()));
+    let a = agent_listening_on(sims, &[("greeting", "")], "/v2/listen").await?;
+    let record = a.call(conversation(&[(1_000, 4_000)])).run().await?;
+    assert_eq!(record.close.as_ref().map(|c| c.0), Some(1000));
+
+    let handshake = &a.stt.handshakes()[0];
+    assert_eq!(handshake.path, "/v2/listen");
+    assert_eq!((handshake.param("model"), handshake.param("encoding")), (Some("flux-general-en"), Some("mulaw")));
+    let requests = a.llm.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].messages.last().map(|(_, c)| c.as_str()), Some("is the shop open today"), "EndOfTurn's transcript");
+    let session = &a.stt.sessions()[0];
+    assert!(!session.controls.iter().any(|c| c == "Finalize" || c == "KeepAlive"), "Flux has neither: {:?}", session.controls);
+    assert_eq!(session.controls.last().map(String::as_str), Some("CloseStream"));
+    assert!(all_heard(&record) && !record.marks.is_empty());
+    let call = a.stored_call().await?;
+    assert_eq!(call["outcome"], "ok", "Flux's close without a status is the expected end: {call:#}");
     Ok(())
 }

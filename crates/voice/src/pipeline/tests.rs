@@ -450,3 +450,52 @@ fn speech_before_the_final_transcript_is_reported_as_heard() {
     wire.apply(p.take_actions());
     assert!(wire.controls.ends_with(&[FINALIZE, CLOSE_STREAM]), "{:?}", wire.controls);
 }
+
+#[test]
+fn flux_turns_are_utterances_and_its_close_after_close_stream_is_expected() {
+    let settings =
+        Settings::from_lookup(|key| (key == "deepgram_url").then(|| "wss://api.deepgram.com/v2/listen".to_owned())).expect("flux");
+    let mut p = Pipeline::new(settings, 1);
+    let mut wire = Wire::default();
+    p.on_twilio_text(START, 0);
+    p.on_connected(10);
+    p.on_deepgram_text(r#"{"type":"Connected","request_id":"r1","sequence_id":0}"#, 10);
+    for n in 0..100 {
+        p.on_twilio_text(&media(n), 20 * u64::from(n));
+        p.on_tick(20 * u64::from(n));
+    }
+    let turn = |event: &str, start: f64, end: f64, text: &str| {
+        format!(
+            r#"{{"type":"TurnInfo","event":"{event}","turn_index":0,"audio_window_start":{start},"audio_window_end":{end},"transcript":"{text}","words":[],"end_of_turn_confidence":0.9}}"#
+        )
+    };
+    p.on_deepgram_text(&turn("StartOfTurn", 0.5, 0.6, ""), 700);
+    p.on_deepgram_text(&turn("Update", 0.5, 1.0, "hello"), 1_100);
+    p.on_deepgram_text(&turn("EndOfTurn", 0.5, 2.0, "hello there"), 2_100);
+    wire.apply(p.take_actions());
+    assert_eq!(wire.heard, vec![Heard::SpeechStarted { at: 0.5 }, Heard::Interim { text: "hello".into(), words: 1 }]);
+    assert_eq!(wire.transcript, vec!["hello there".to_owned()]);
+    let events: Vec<String> = wire
+        .marks
+        .iter()
+        .filter(|(name, _)| name == "deepgram.turn")
+        .filter_map(|(_, attributes)| attributes.iter().find(|(key, _)| key == "event").map(|(_, value)| value.clone()))
+        .collect();
+    assert_eq!(events, ["StartOfTurn", "EndOfTurn"]);
+    // 10 s without audio: Flux has no KeepAlive, and the deadline is not a busy loop.
+    p.on_tick(12_000);
+    wire.apply(p.take_actions());
+    assert!(!wire.controls.contains(&KEEP_ALIVE), "{:?}", wire.controls);
+    assert!(p.next_deadline().is_none_or(|deadline| deadline >= 12_000));
+    // The end: CloseStream without Finalize; Flux's close without a status is clean.
+    p.on_twilio_text(STOP, 12_000);
+    p.on_tick(12_000);
+    wire.apply(p.take_actions());
+    assert_eq!(wire.controls, vec![CLOSE_STREAM]);
+    p.on_deepgram_text(&turn("Update", 2.0, 2.0, ""), 12_010);
+    p.on_deepgram_closed(1005, "", 12_020);
+    wire.apply(p.take_actions());
+    assert!(wire.finished);
+    assert!(wire.faults.is_empty(), "{:?}", wire.faults);
+    assert_eq!(wire.attr("pipeline.summary", "clean").as_deref(), Some("true"));
+}

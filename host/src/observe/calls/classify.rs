@@ -148,7 +148,9 @@ fn host_marker<'a>(marker: &'a Marker, findings: &mut Findings<'a>) {
         "outbound.open" | "http.response" => findings.refusals.retain(|(refused, _)| refused != leg),
         "outbound.closed" if text(marker, "by") == "peer" || text(marker, "by") == "network" => {
             let code = marker.number("code").unwrap_or(0.0) as i64;
-            if code != 1000 && code != 1001 {
+            // A leg the guest declared complete has done its part: how it closes after that
+            // (Deepgram Flux closes without a status) is no fault.
+            if code != 1000 && code != 1001 && !findings.completed.iter().any(|done| done == leg) {
                 findings.degrade(leg, format!("the {leg} leg closed {code} {}", text(marker, "reason")));
             }
         }
@@ -234,6 +236,15 @@ mod tests {
         let trapped = [host("guest.trap", &[("cause", "cpu-budget")]), host("call.closed", &[("code", "1011")])];
         assert_eq!(classify(&trapped).failing_leg.as_deref(), Some("guest"));
         assert_eq!(classify(&[host("call.accepted", &[])]).outcome, "live");
+    }
+
+    #[test]
+    fn a_leg_closing_oddly_after_the_guest_completed_it_is_no_fault() {
+        let closed = |code: &str| on("deepgram", host("outbound.closed", &[("code", code), ("by", "peer"), ("reason", "")]));
+        let after = [report("deepgram", "leg.complete", &[]), closed("1005"), host("call.closed", &[("code", "1000")])];
+        assert_eq!(classify(&after).outcome, "ok");
+        let before = [closed("1005"), report("deepgram", "leg.complete", &[]), host("call.closed", &[("code", "1000")])];
+        assert_eq!(classify(&before).outcome, "degraded", "a close before the guest was done still counts");
     }
 
     #[test]
