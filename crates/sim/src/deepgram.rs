@@ -48,6 +48,8 @@ pub struct DeepgramSim {
     blackhole_sessions: usize,
     reject: Option<(u16, String)>,
     transcripts: Vec<String>,
+    /// The script is the simulator's, not each session's: a reconnect continues it.
+    script_across_sessions: Option<Arc<Mutex<std::collections::VecDeque<String>>>>,
 }
 
 impl Default for DeepgramSim {
@@ -61,6 +63,7 @@ impl Default for DeepgramSim {
             blackhole_sessions: 0,
             reject: None,
             transcripts: Vec::new(),
+            script_across_sessions: None,
         }
     }
 }
@@ -199,6 +202,14 @@ impl DeepgramSim {
         self
     }
 
+    /// Like [`DeepgramSim::transcripts`], but one script for the whole simulator: after a
+    /// reconnect the new session goes on where the dropped one stopped, as a caller's
+    /// words do not start over.
+    pub fn transcripts_across_sessions<S: AsRef<str>>(mut self, texts: &[S]) -> Self {
+        self.script_across_sessions = Some(Arc::new(Mutex::new(texts.iter().map(|t| t.as_ref().to_owned()).collect())));
+        self
+    }
+
     /// Binds `127.0.0.1:0` and serves.
     pub async fn start(self) -> anyhow::Result<RunningSim> {
         self.start_on("127.0.0.1:0").await
@@ -291,6 +302,7 @@ impl DeepgramSim {
         let close_after =
             self.close_after_audio.filter(|(_, sessions)| session_index < *sessions).map(|(audio, _)| audio.as_millis() as usize * 8);
         let mut session = Transcriber::new(&handshake, self.speech_threshold, self.transcripts.clone());
+        session.shared_script = self.script_across_sessions.clone();
         let (mut sink, mut stream) = socket.split();
         if session.flux {
             let connected = serde_json::json!({"type": "Connected", "request_id": "00000000-sim", "sequence_id": 0});
@@ -445,6 +457,8 @@ struct Transcriber {
     last_word_end: f64,
     /// Scripted texts for successive speech segments.
     script: std::collections::VecDeque<String>,
+    /// The simulator-wide script, when there is one (it wins over `script`).
+    shared_script: Option<Arc<Mutex<std::collections::VecDeque<String>>>>,
 }
 
 impl Transcriber {
@@ -472,6 +486,15 @@ impl Transcriber {
             since_speech: None,
             last_word_end: 0.0,
             script: script.into(),
+            shared_script: None,
+        }
+    }
+
+    /// The next scripted transcript, from the simulator's script or the session's.
+    fn next_scripted(&mut self) -> Option<String> {
+        match &self.shared_script {
+            Some(script) => script.lock().unwrap_or_else(|p| p.into_inner()).pop_front(),
+            None => self.script.pop_front(),
         }
     }
 
@@ -535,7 +558,7 @@ impl Transcriber {
                 (false, Some(_)) => {
                     self.silence_run += 1;
                     if self.silence_run >= self.endpointing_frames.unwrap_or(15) {
-                        let label = self.script.pop_front().unwrap_or_else(|| self.speech_label());
+                        let label = self.next_scripted().unwrap_or_else(|| self.speech_label());
                         replies.push(self.turn_info("EndOfTurn", &label));
                         self.speech_start = None;
                         self.turn_index += 1;
@@ -581,7 +604,7 @@ impl Transcriber {
                     self.silence_run += 1;
                     if self.endpointing_frames.is_some_and(|limit| self.silence_run >= limit) {
                         self.last_word_end = Self::seconds(self.frames - self.silence_run);
-                        let label = self.script.pop_front().unwrap_or_else(|| self.speech_label());
+                        let label = self.next_scripted().unwrap_or_else(|| self.speech_label());
                         replies.push(self.results(true, true, false, &label));
                         self.speech_start = None;
                         self.since_speech = Some(0);

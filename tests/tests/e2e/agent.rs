@@ -11,7 +11,7 @@ use switchboard_harness::sim::llm::{Answer, LlmSim, RunningLlm};
 use switchboard_harness::sim::mulaw;
 use switchboard_harness::sim::speak::{RunningSpeak, SpeakSim};
 use switchboard_harness::sim::twilio::{CallRecord, TwilioCall};
-use switchboard_harness::{ComponentSpec, TestCa, TestHost, guests};
+use switchboard_harness::{ComponentSpec, FakeHttpServer, Reply, TestCa, TestHost, guests};
 
 use crate::init_tracing;
 
@@ -40,11 +40,15 @@ struct Sims {
     stt: DeepgramSim,
     speak: SpeakSim,
     llm: LlmSim,
+    /// More allowlist rules (another server the agent reaches).
+    allow: Vec<String>,
+    /// The CA to serve with, when another server must share it.
+    ca: Option<TestCa>,
 }
 
 impl Sims {
     fn new(transcripts: &[&str]) -> Sims {
-        Sims { stt: DeepgramSim::new().transcripts(transcripts), speak: SpeakSim::new(), llm: LlmSim::new() }
+        Sims { stt: DeepgramSim::new().transcripts(transcripts), speak: SpeakSim::new(), llm: LlmSim::new(), allow: Vec::new(), ca: None }
     }
 }
 
@@ -54,9 +58,12 @@ async fn agent(sims: Sims, settings: &[(&str, &str)]) -> anyhow::Result<Agent> {
 }
 
 /// [`agent`], with the STT simulator's endpoint at `listen_path` (`/v2/listen` is Flux).
-async fn agent_listening_on(sims: Sims, settings: &[(&str, &str)], listen_path: &str) -> anyhow::Result<Agent> {
+async fn agent_listening_on(mut sims: Sims, settings: &[(&str, &str)], listen_path: &str) -> anyhow::Result<Agent> {
     init_tracing();
-    let ca = TestCa::new()?;
+    let ca = match sims.ca.take() {
+        Some(ca) => ca,
+        None => TestCa::new()?,
+    };
     let stt = sims.stt.tls(ca.server_config()?).expect_token(DEEPGRAM_KEY).start().await?;
     let speak = sims.speak.tls(ca.server_config()?).expect_token(DEEPGRAM_KEY).start().await?;
     let llm = sims.llm.tls(ca.server_config()?).expect_key(LLM_KEY).start().await?;
@@ -75,6 +82,9 @@ async fn agent_listening_on(sims: Sims, settings: &[(&str, &str)], listen_path: 
         .secret_header("127.0.0.1", "Authorization", "Bearer ${LLM_API_KEY}");
     for (key, value) in settings {
         spec = spec.setting(key, value);
+    }
+    for rule in &sims.allow {
+        spec = spec.allow(rule);
     }
     let host =
         TestHost::builder().env("DEEPGRAM_API_KEY", DEEPGRAM_KEY).env("LLM_API_KEY", LLM_KEY).route("/twilio/media", spec).start().await?;
@@ -159,6 +169,17 @@ async fn a_three_turn_conversation_is_heard_as_paced_audio_with_every_mark_echoe
     }
     let call = a.stored_call().await?;
     assert_eq!(call["outcome"], "ok", "{call:#}");
+    // The call store keeps the turns' timings and both sides of the transcript (what
+    // `switchboard calls show` prints).
+    let shown: serde_json::Value =
+        a.host.operator(None)?.get_json(&format!("/api/calls/{}", call["call_id"].as_str().unwrap_or_default())).await?;
+    let stored_turns = shown["timeline"].as_array().map_or(0, |t| t.iter().filter(|m| m["name"] == "agent.turn-summary").count());
+    assert_eq!(stored_turns, 4, "{shown:#}");
+    let transcript: serde_json::Value =
+        a.host.operator(None)?.get_json(&format!("/api/calls/{}/transcript", call["call_id"].as_str().unwrap_or_default())).await?;
+    let speakers: Vec<&str> =
+        transcript.as_array().map(|lines| lines.iter().filter_map(|l| l["speaker"].as_str()).collect()).unwrap_or_default();
+    assert_eq!(speakers, ["agent", "caller", "agent", "caller", "agent", "caller", "agent"], "{transcript:#}");
     Ok(())
 }
 
@@ -312,5 +333,47 @@ async fn with_flux_the_turn_ends_at_end_of_turn() -> anyhow::Result<()> {
     assert!(all_heard(&record) && !record.marks.is_empty());
     let call = a.stored_call().await?;
     assert_eq!(call["outcome"], "ok", "Flux's close without a status is the expected end: {call:#}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dropped_listen_socket_is_recovered_and_the_conversation_goes_on() -> anyhow::Result<()> {
+    let mut sims = Sims::new(&[]);
+    sims.stt =
+        sims.stt.transcripts_across_sessions(&["first question", "second question"]).close_after_audio(Duration::from_millis(2_500), 1);
+    let a = agent(sims, &[("greeting", "")]).await?;
+    let record = a.call(conversation(&[(1_000, 4_000), (1_000, 4_000)])).run().await?;
+    assert_eq!(record.close.as_ref().map(|c| c.0), Some(1000));
+    assert_eq!(a.stt.sessions().len(), 2, "listening reconnected");
+    let requests = a.llm.requests();
+    let asked: Vec<&str> = requests.iter().filter_map(|r| r.messages.last().map(|(_, c)| c.as_str())).collect();
+    assert_eq!(asked, ["first question", "second question"], "both turns were heard and answered");
+    assert_eq!(a.stt.delivered_audio(), record.sent_audio, "the caller's audio reached Deepgram whole across the reconnect");
+    let call = a.stored_call().await?;
+    assert_eq!((call["outcome"].as_str(), call["failing_leg"].as_str()), (Some("degraded"), Some("deepgram")), "{call:#}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hang_up_phrase_ends_the_call_through_twilios_rest_api() -> anyhow::Result<()> {
+    let ca = TestCa::new()?;
+    let path = "/2010-04-01/Accounts/AC00000000000000000000000000000001/Calls/CA00000000000000000000000000000001.json";
+    let twilio_api = FakeHttpServer::new().route(path, Reply::text("{}")).tls(&ca).start().await?;
+    let mut sims = Sims::new(&["ok goodbye"]);
+    sims.allow.push(twilio_api.origin());
+    sims.ca = Some(ca);
+    let api_url = twilio_api.url("");
+    let a =
+        agent(sims, &[("greeting", ""), ("twilio_rest_hangup", "true"), ("twilio_api_url", &api_url), ("farewell", "Bye now!")]).await?;
+    let record = a.call(conversation(&[(800, 8_000)])).run().await?;
+    assert_eq!(record.close.as_ref().map(|c| c.0), Some(1000));
+    assert!(record.streamed_for < Duration::from_millis(8_500), "the agent hung up first");
+    assert!(all_heard(&record), "the farewell was heard before the hang-up");
+    let requests = twilio_api.wait_for_requests(1).await?;
+    assert_eq!((requests[0].method.as_str(), requests[0].path.as_str()), ("POST", path));
+    assert_eq!(requests[0].header("content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(requests[0].body_bytes, "Status=completed".len() as u64);
+    a.host.marker("twilio-rest.response", |m| m.shown("status").as_deref() == Some("200")).await?;
+    assert!(a.llm.requests().is_empty(), "a hang-up phrase needs no LLM");
     Ok(())
 }
