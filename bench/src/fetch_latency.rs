@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
@@ -22,10 +21,9 @@ use serde::Serialize;
 use switchboard::config::{FileComponent, FileConfig, FileLimits, FileOperator, FileRoute};
 use switchboard_sim::tls::TestCa;
 use tokio::net::TcpListener;
-use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::sut::{free_port, wait_listening};
+use crate::sut::{Serving, pinned, serve_file};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -139,7 +137,7 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> anyhow::Result<
         let native = run_native(plan, &url, ca.pem_path()).await?;
         progress(&format!("round {round}: native      {native:?}"));
         outcome.native.push(native);
-        let guest = run_guest(plan, &switchboard.url, &url).await?;
+        let guest = run_guest(plan, &format!("ws://{}/fetch", switchboard.listen), &url).await?;
         progress(&format!("round {round}: switchboard {guest:?}"));
         outcome.switchboard.push(guest);
     }
@@ -166,19 +164,8 @@ async fn serve_ping(tls: Arc<rustls::ServerConfig>) -> anyhow::Result<SocketAddr
     Ok(addr)
 }
 
-fn pinned(plan: &Plan) -> Command {
-    match &plan.cpus {
-        Some(cpus) => {
-            let mut command = Command::new("taskset");
-            command.args(["-c", cpus]);
-            command
-        }
-        None => Command::new("env"),
-    }
-}
-
 async fn run_native(plan: &Plan, url: &str, ca: &std::path::Path) -> anyhow::Result<Figures> {
-    let output = pinned(plan)
+    let output = pinned(plan.cpus.as_deref())
         .arg(plan.bin_dir.join("native-fetch"))
         .args(["--url", url, "--requests", &plan.requests.to_string(), "--warmup", &plan.warmup.to_string(), "--ca"])
         .arg(ca)
@@ -191,13 +178,7 @@ async fn run_native(plan: &Plan, url: &str, ca: &std::path::Path) -> anyhow::Res
 }
 
 /// `switchboard serve` with the fetch guest allowed to reach the ping server.
-struct Serving {
-    _child: tokio::process::Child,
-    url: String,
-}
-
 async fn start_switchboard(plan: &Plan, server: &SocketAddr, ca: &std::path::Path) -> anyhow::Result<Serving> {
-    let listen = format!("127.0.0.1:{}", free_port()?);
     let mut limits = FileLimits::default();
     // The guest makes its requests back to back: its bursts are long but not loops.
     limits.set("cpu_burst_ms", 600_000)?;
@@ -211,7 +192,6 @@ async fn start_switchboard(plan: &Plan, server: &SocketAddr, ca: &std::path::Pat
         ..FileComponent::default()
     };
     let file = FileConfig {
-        listen: Some(listen.parse()?),
         data_dir: Some(plan.work_dir.join("fetch-data")),
         operator: Some(FileOperator { listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))), ..FileOperator::default() }),
         routes: vec![FileRoute {
@@ -223,22 +203,7 @@ async fn start_switchboard(plan: &Plan, server: &SocketAddr, ca: &std::path::Pat
         components: [("fetch".to_owned(), fetch)].into_iter().collect(),
         ..FileConfig::default()
     };
-    let config = plan.work_dir.join("fetch.toml");
-    std::fs::write(&config, file.to_toml())?;
-    let log = std::fs::File::create(plan.work_dir.join("fetch-switchboard.log"))?;
-    let child = pinned(plan)
-        .arg(plan.bin_dir.join("switchboard"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting switchboard")?;
-    wait_listening(&listen, Duration::from_secs(120)).await.context("switchboard did not start listening")?;
-    Ok(Serving { _child: child, url: format!("ws://{listen}/fetch") })
+    serve_file(&plan.bin_dir, &plan.work_dir, plan.cpus.as_deref(), "fetch", file).await
 }
 
 async fn run_guest(plan: &Plan, call_url: &str, url: &str) -> anyhow::Result<Figures> {

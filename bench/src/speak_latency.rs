@@ -25,11 +25,10 @@ use switchboard::config::{FileComponent, FileConfig, FileOperator, FileRoute};
 use switchboard_sim::deepgram::DeepgramSim;
 use switchboard_sim::tls::TestCa;
 use tokio::net::TcpListener;
-use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::fetch_latency::Figures;
-use crate::sut::{free_port, wait_listening};
+use crate::sut::{Serving, free_port, pinned, serve_file, wait_listening};
 
 /// The greeting's two sentences: two segments, two flushes (the agent flushes the first
 /// sentence alone).
@@ -106,7 +105,12 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> anyhow::Result<
     for text in TEXTS {
         native_args.extend(["--text".to_owned(), text.to_owned()]);
     }
-    let _native = pinned(plan).arg(plan.bin_dir.join("native-speak")).args(&native_args).stdin(Stdio::null()).kill_on_drop(true).spawn()?;
+    let _native = pinned(plan.cpus.as_deref())
+        .arg(plan.bin_dir.join("native-speak"))
+        .args(&native_args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
     wait_listening(&native_listen, Duration::from_secs(30)).await.context("native-speak did not start listening")?;
     let switchboard = start_switchboard(plan, &tts_url, &stt.listen_url(), &stt.origin(), tts.port(), ca.pem_path()).await?;
     let expected = plan.frames as usize * TEXTS.len();
@@ -115,7 +119,7 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> anyhow::Result<
         let native = call(&format!("ws://{native_listen}/twilio/media"), expected, &sent).await?;
         progress(&format!("round {round}: native      {native:?}"));
         outcome.native.push(native);
-        let agent = call(&switchboard.url, expected, &sent).await?;
+        let agent = call(&format!("ws://{}/twilio/media", switchboard.listen), expected, &sent).await?;
         progress(&format!("round {round}: switchboard {agent:?}"));
         outcome.switchboard.push(agent);
     }
@@ -210,23 +214,7 @@ async fn call(url: &str, expected: usize, sent: &Sent) -> anyhow::Result<Figures
     })
 }
 
-fn pinned(plan: &Plan) -> Command {
-    match &plan.cpus {
-        Some(cpus) => {
-            let mut command = Command::new("taskset");
-            command.args(["-c", cpus]);
-            command
-        }
-        None => Command::new("env"),
-    }
-}
-
 /// `switchboard serve` with the bundled voice agent pointed at the harness's servers.
-struct Serving {
-    _child: tokio::process::Child,
-    url: String,
-}
-
 async fn start_switchboard(
     plan: &Plan,
     tts_url: &str,
@@ -235,7 +223,6 @@ async fn start_switchboard(
     tts_port: u16,
     ca: &std::path::Path,
 ) -> anyhow::Result<Serving> {
-    let listen = format!("127.0.0.1:{}", free_port()?);
     let greeting = TEXTS.join(" ");
     let agent = FileComponent {
         builtin: Some("voice-agent".to_owned()),
@@ -254,29 +241,13 @@ async fn start_switchboard(
         ..FileComponent::default()
     };
     let file = FileConfig {
-        listen: Some(listen.parse()?),
         data_dir: Some(plan.work_dir.join("speak-data")),
         operator: Some(FileOperator { listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))), ..FileOperator::default() }),
         routes: vec![FileRoute { path: "/twilio/media".to_owned(), component: "agent".to_owned(), ..FileRoute::default() }],
         components: [("agent".to_owned(), agent)].into_iter().collect(),
         ..FileConfig::default()
     };
-    let config = plan.work_dir.join("speak.toml");
-    std::fs::write(&config, file.to_toml())?;
-    let log = std::fs::File::create(plan.work_dir.join("speak-switchboard.log"))?;
-    let child = pinned(plan)
-        .arg(plan.bin_dir.join("switchboard"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting switchboard")?;
-    wait_listening(&listen, Duration::from_secs(120)).await.context("switchboard did not start listening")?;
-    Ok(Serving { _child: child, url: format!("ws://{listen}/twilio/media") })
+    serve_file(&plan.bin_dir, &plan.work_dir, plan.cpus.as_deref(), "speak", file).await
 }
 
 #[cfg(test)]

@@ -108,14 +108,7 @@ pub async fn start(system: System, environment: &Environment, max_calls: u32) ->
     let listen = format!("127.0.0.1:{port}");
     let log_path = environment.work_dir.join(format!("{system:?}.log").to_lowercase());
     let log = std::fs::File::create(&log_path)?;
-    let mut command = match &environment.cpus {
-        Some(cpus) => {
-            let mut command = Command::new("taskset");
-            command.args(["-c", cpus]);
-            command
-        }
-        None => Command::new("env"),
-    };
+    let mut command = pinned(environment.cpus.as_deref());
     let path = match system {
         System::Switchboard => {
             let config = environment.work_dir.join("switchboard.toml");
@@ -210,4 +203,47 @@ pub async fn wait_listening(address: &str, patience: Duration) -> anyhow::Result
         anyhow::ensure!(tokio::time::Instant::now() < deadline, "nothing listens on {address} after {patience:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A command that runs pinned to `cpus` with `taskset`, or unpinned (through `env`).
+pub fn pinned(cpus: Option<&str>) -> Command {
+    match cpus {
+        Some(cpus) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", cpus]);
+            command
+        }
+        None => Command::new("env"),
+    }
+}
+
+/// A `switchboard serve` process of its own, killed when dropped.
+pub struct Serving {
+    _child: Child,
+    /// Its public listen address.
+    pub listen: String,
+}
+
+/// Runs `switchboard serve` (from `bin_dir`, pinned to `cpus`) on `file` with a free
+/// public port, its configuration and log named `name` in `work_dir`; returns once it
+/// listens.
+pub async fn serve_file(bin_dir: &Path, work_dir: &Path, cpus: Option<&str>, name: &str, mut file: FileConfig) -> anyhow::Result<Serving> {
+    let listen = format!("127.0.0.1:{}", free_port()?);
+    file.listen = Some(listen.parse()?);
+    let config = work_dir.join(format!("{name}.toml"));
+    std::fs::write(&config, file.to_toml())?;
+    let log = std::fs::File::create(work_dir.join(format!("{name}-switchboard.log")))?;
+    let child = pinned(cpus)
+        .arg(bin_dir.join("switchboard"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting switchboard")?;
+    wait_listening(&listen, Duration::from_secs(120)).await.context("switchboard did not start listening")?;
+    Ok(Serving { _child: child, listen })
 }
