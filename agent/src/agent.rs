@@ -47,6 +47,9 @@ pub const TWILIO_REST_LEG: &str = "twilio-rest";
 const MAX_ERROR_BODY: usize = 4_096;
 /// A speak socket that owes audio and sends nothing for this long is reconnected, ms.
 const SPEAK_STALL_MS: u64 = 10_000;
+/// A speak socket that does not answer `Clear` within this long is reconnected (a new
+/// socket owes no audio of the old text), ms.
+const CLEAR_WAIT_MS: u64 = 2_000;
 /// Twilio's mark echo is waited for this long after the audio should have played, ms.
 const ECHO_GRACE_MS: u64 = 5_000;
 /// Twilio's REST answer is waited for this long before the stream is closed anyway, ms.
@@ -213,6 +216,8 @@ pub struct Agent {
     speak_backoff: Backoff,
     /// `Clear` was sent: audio until `Cleared` is of text no longer wanted.
     clearing: bool,
+    /// When the `Clear` being waited for was sent.
+    clear_sent_ms: u64,
     /// When the speak socket last sent something while it owed audio.
     speak_activity_ms: u64,
     flushes: VecDeque<u64>,
@@ -253,6 +258,7 @@ impl Agent {
             speak: SpeakLink::Idle,
             speak_backoff,
             clearing: false,
+            clear_sent_ms: 0,
             speak_activity_ms: 0,
             flushes: VecDeque::new(),
             stream_sid: String::new(),
@@ -590,6 +596,7 @@ impl Agent {
         if self.speak == SpeakLink::Open {
             self.actions.push(Action::SendText { socket: Socket::Speak, text: speak::CLEAR.to_owned() });
             self.clearing = true;
+            self.clear_sent_ms = now_ms;
         }
         if cancel {
             self.actions.push(Action::CancelAsk);
@@ -1177,11 +1184,10 @@ impl Agent {
             self.connect_speak(now_ms);
         }
         if self.speak == SpeakLink::Open && self.owes_audio() && now_ms.saturating_sub(self.speak_activity_ms) >= SPEAK_STALL_MS {
-            self.mark("speak.stalled", &[("waited_ms", SPEAK_STALL_MS.into())]);
-            self.fault(SPEAK_LEG, Impact::Recovered, "stalled", format!("Deepgram's speak socket sent no audio for {SPEAK_STALL_MS} ms"));
-            self.actions.push(Action::Close(Socket::Speak));
-            self.speak = SpeakLink::Idle;
-            self.speak_lost(now_ms);
+            self.speak_stalled(SPEAK_STALL_MS, "sent no audio", now_ms);
+        }
+        if self.speak == SpeakLink::Open && self.clearing && now_ms.saturating_sub(self.clear_sent_ms) >= CLEAR_WAIT_MS {
+            self.speak_stalled(CLEAR_WAIT_MS, "did not answer Clear", now_ms);
         }
         if self.digits_due_ms.is_some_and(|due| now_ms >= due) {
             self.digits_due_ms = None;
@@ -1204,6 +1210,15 @@ impl Agent {
         self.pump(now_ms);
     }
 
+    /// The speak socket owes something and says nothing: a new one is opened.
+    fn speak_stalled(&mut self, waited_ms: u64, what: &str, now_ms: u64) {
+        self.mark("speak.stalled", &[("waited_ms", waited_ms.into())]);
+        self.fault(SPEAK_LEG, Impact::Recovered, "stalled", format!("Deepgram's speak socket {what} for {waited_ms} ms"));
+        self.actions.push(Action::Close(Socket::Speak));
+        self.speak = SpeakLink::Idle;
+        self.speak_lost(now_ms);
+    }
+
     fn owes_audio(&self) -> bool {
         !self.clearing
             && self.turn.as_ref().is_some_and(|turn| turn.segments.iter().any(|segment| segment.flush_sent && !segment.audio_done))
@@ -1223,6 +1238,9 @@ impl Agent {
         }
         if self.speak == SpeakLink::Open && self.owes_audio() {
             due.push(self.speak_activity_ms + SPEAK_STALL_MS);
+        }
+        if self.speak == SpeakLink::Open && self.clearing {
+            due.push(self.clear_sent_ms + CLEAR_WAIT_MS);
         }
         if let Some(turn) = &self.turn {
             if let Some(since) = turn.quiet_since_ms {

@@ -207,7 +207,7 @@ impl Call {
             r#"{{"type":"Results","start":{},"duration":0.2,"is_final":true,"speech_final":true,"channel":{{"alternatives":[{{"transcript":"{text}","confidence":0.9}}]}}}}"#,
             end - 0.2
         );
-        self.world.now += 150;
+        self.advance(150);
         self.agent.on_listen_text(&results, self.world.now);
         self.sync();
     }
@@ -354,6 +354,7 @@ fn barge_in_clears_twilio_cancels_the_llm_and_keeps_only_what_was_heard() {
     // Audio of the old text still arriving before `Cleared` is dropped; nothing follows the clear.
     call.agent.on_speak_audio(&[0x7f; 1_600], call.world.now);
     call.agent.on_speak_text(r#"{"type":"Flushed","sequence_id":1}"#, call.world.now);
+    call.agent.on_speak_text(r#"{"type":"Cleared","sequence_id":0}"#, call.world.now);
     call.llm_tokens(&[" was hungry."]);
     call.twilio_plays(2_000);
     assert_eq!(call.world.twilio.len(), clear_at + 1, "nothing after the clear: {:?}", &call.world.twilio[clear_at..]);
@@ -363,7 +364,7 @@ fn barge_in_clears_twilio_cancels_the_llm_and_keeps_only_what_was_heard() {
     assert_eq!(call.world.attr("agent.barge-in", "heard_segments"), Some("1".to_owned()));
     assert_eq!(call.world.attr("agent.barge-in", "trigger"), Some("speech-started".to_owned()));
     // The caller's words are the next turn; its history holds the cut answer.
-    call.agent.on_speak_text(r#"{"type":"Cleared","sequence_id":0}"#, call.world.now);
+    assert!(call.world.faults.is_empty(), "{:?}", call.world.faults);
     call.says("wait stop");
     let messages = call.world.asks.last().expect("second request")["messages"].as_array().expect("messages").clone();
     let roles: Vec<&str> = messages.iter().filter_map(|m| m["role"].as_str()).collect();
@@ -556,4 +557,26 @@ fn mark_names_round_trip() {
     assert_eq!(parse_mark(&mark_name(3, 12, 4)), Some((3, 12, 4)));
     assert_eq!(parse_mark("user-mark"), None);
     assert_eq!(parse_mark("g1-t2-s3-x"), None);
+}
+
+#[test]
+fn a_speak_socket_that_never_answers_clear_is_replaced() {
+    let mut call = Call::started(&[]);
+    call.speak_answers(4_000);
+    call.twilio_plays(100);
+    call.agent.on_listen_text(r#"{"type":"SpeechStarted","channel":[0,1],"timestamp":0.1}"#, call.world.now);
+    call.sync();
+    assert_eq!(call.world.count(speak::CLEAR), 1);
+    // No `Cleared` comes: after the wait, the socket is replaced (a new one owes nothing).
+    call.advance(2_100);
+    assert!(call.world.speak_closed);
+    assert_eq!(call.world.faults, vec![(SPEAK_LEG, Impact::Recovered, "stalled")]);
+    call.advance(1_000);
+    assert_eq!(call.world.speak_connects, 2);
+    call.agent.on_speak_connected(call.world.now);
+    call.says("hello again");
+    call.llm_head(200);
+    call.llm_tokens(&["Hi again, how can I help?"]);
+    call.llm_done();
+    assert_eq!(call.world.speaks().last().map(String::as_str), Some("Hi again, how can I help?"), "speech goes on on the new socket");
 }
