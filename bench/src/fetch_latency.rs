@@ -80,12 +80,12 @@ impl Figures {
     }
 }
 
-/// Every round of both systems.
+/// Every round of both systems (the speech-back benchmark's too).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Outcome {
-    /// `native-fetch`, per round.
+    /// The native baseline, per round.
     pub native: Vec<Figures>,
-    /// Switchboard's guest, per round.
+    /// Switchboard, per round.
     pub switchboard: Vec<Figures>,
 }
 
@@ -99,6 +99,12 @@ impl Outcome {
 
     /// The side-by-side table.
     pub fn table(&self) -> String {
+        self.labelled("native hyper client", "Switchboard guest (wasi:http)")
+    }
+
+    /// The side-by-side table with these names for the two rows (medians over rounds,
+    /// then what Switchboard adds).
+    pub fn labelled(&self, native_name: &str, switchboard_name: &str) -> String {
         let mut text = String::from("| | p50 | p90 | p99 | mean |\n|---|---|---|---|---|\n");
         let row = |name: &str, rounds: &[Figures]| {
             format!(
@@ -109,8 +115,8 @@ impl Outcome {
                 Self::median(rounds, |f| f.mean_us)
             )
         };
-        text.push_str(&row("native hyper client", &self.native));
-        text.push_str(&row("Switchboard guest (wasi:http)", &self.switchboard));
+        text.push_str(&row(native_name, &self.native));
+        text.push_str(&row(switchboard_name, &self.switchboard));
         let added = |figure: fn(&Figures) -> u64| {
             let (native, switchboard) = (Self::median(&self.native, figure), Self::median(&self.switchboard, figure));
             format!("+{} µs ({:.2}x)", switchboard.saturating_sub(native), switchboard as f64 / native.max(1) as f64)

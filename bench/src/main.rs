@@ -209,7 +209,7 @@ async fn run(cli: Cli, machine: Machine) -> anyhow::Result<()> {
         );
         println!("speak: {rounds} rounds of one call per system, {} frames of 20 ms each", frames * 2);
         let outcome = speak_latency::run(&plan, |line| println!("{line}")).await?;
-        let table = outcome.table();
+        let table = speak_latency::table(&outcome);
         println!("{table}");
         std::fs::write(out.join("speak.md"), &table)?;
         std::fs::write(out.join("speak.json"), serde_json::to_string_pretty(&outcome)?)?;

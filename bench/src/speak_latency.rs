@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
-use serde::Serialize;
 use switchboard::config::{FileComponent, FileConfig, FileOperator, FileRoute};
 use switchboard_sim::deepgram::DeepgramSim;
 use switchboard_sim::tls::TestCa;
@@ -50,43 +49,11 @@ pub struct Plan {
 }
 
 /// Every round of both systems.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Outcome {
-    /// `native-speak`, per round.
-    pub native: Vec<Figures>,
-    /// The voice agent, per round.
-    pub switchboard: Vec<Figures>,
-}
+pub use crate::fetch_latency::Outcome;
 
-impl Outcome {
-    /// The side-by-side table.
-    pub fn table(&self) -> String {
-        let median = |rounds: &[Figures], figure: fn(&Figures) -> u64| crate::fetch_latency::Outcome::median(rounds, figure);
-        let mut text = String::from("| | p50 | p90 | p99 | mean |\n|---|---|---|---|---|\n");
-        let row = |name: &str, rounds: &[Figures]| {
-            format!(
-                "| {name} | {} µs | {} µs | {} µs | {} µs |\n",
-                median(rounds, |f| f.p50_us),
-                median(rounds, |f| f.p90_us),
-                median(rounds, |f| f.p99_us),
-                median(rounds, |f| f.mean_us)
-            )
-        };
-        text.push_str(&row("native relay (TTS frame to Twilio media)", &self.native));
-        text.push_str(&row("Switchboard voice agent", &self.switchboard));
-        let added = |figure: fn(&Figures) -> u64| {
-            let (native, switchboard) = (median(&self.native, figure), median(&self.switchboard, figure));
-            format!("+{} µs ({:.2}x)", switchboard.saturating_sub(native), switchboard as f64 / native.max(1) as f64)
-        };
-        text.push_str(&format!(
-            "| added by Switchboard | {} | {} | {} | {} |\n",
-            added(|f| f.p50_us),
-            added(|f| f.p90_us),
-            added(|f| f.p99_us),
-            added(|f| f.mean_us)
-        ));
-        text
-    }
+/// The side-by-side table.
+pub fn table(outcome: &Outcome) -> String {
+    outcome.labelled("native relay (TTS frame to Twilio media)", "Switchboard voice agent")
 }
 
 /// When each stamped frame left the speak server.
@@ -258,7 +225,7 @@ mod tests {
     fn the_table_compares_the_medians() {
         let native = Figures { n: 100, failed: 0, p50_us: 50, p90_us: 60, p99_us: 90, mean_us: 52 };
         let agent = Figures { n: 100, failed: 0, p50_us: 150, p90_us: 180, p99_us: 300, mean_us: 160 };
-        let table = Outcome { native: vec![native], switchboard: vec![agent] }.table();
+        let table = table(&Outcome { native: vec![native], switchboard: vec![agent] });
         assert!(table.contains("| added by Switchboard | +100 µs (3.00x) | +120 µs (3.00x) | +210 µs (3.33x)"), "{table}");
     }
 }
