@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use switchboard_voice::settings::{SettingError, Settings as ListenSettings};
+use switchboard_voice::settings::{SettingError, Settings as ListenSettings, encode, flag, number};
 
 /// What the agent does when the caller speaks over it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,22 +108,10 @@ impl AgentSettings {
     /// Reads every setting through `lookup`; absent keys keep their defaults.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<AgentSettings, SettingError> {
         let mut s = AgentSettings { listen: ListenSettings::from_lookup(&lookup)?, ..AgentSettings::default() };
-        let number = |key: &'static str, default: u64, min: u64, max: u64, expected: &'static str| -> Result<u64, SettingError> {
-            match lookup(key) {
-                None => Ok(default),
-                Some(text) => {
-                    text.trim().parse::<u64>().ok().filter(|n| (min..=max).contains(n)).ok_or(SettingError { key, expected, value: text })
-                }
-            }
+        let number = |key: &'static str, default: u64, min: u64, max: u64, expected: &'static str| {
+            number(&lookup, key, default, min..=max, expected)
         };
-        let flag = |key: &'static str, default: bool| -> Result<bool, SettingError> {
-            match lookup(key).as_deref() {
-                None => Ok(default),
-                Some("true") => Ok(true),
-                Some("false") => Ok(false),
-                Some(other) => Err(SettingError { key, expected: "`true` or `false`", value: other.to_owned() }),
-            }
-        };
+        let flag = |key: &'static str, default: bool| flag(&lookup, key, default);
         let url = |key: &'static str, schemes: &[&str], expected: &'static str, default: String| -> Result<String, SettingError> {
             match lookup(key) {
                 None => Ok(default),
@@ -196,17 +184,6 @@ impl AgentSettings {
 pub fn normalize(text: &str) -> String {
     let cleaned: String = text.chars().map(|c| if c.is_alphanumeric() || c == '\'' { c.to_ascii_lowercase() } else { ' ' }).collect();
     cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Percent-encodes a URL component (unreserved characters pass).
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 impl fmt::Display for BargeIn {

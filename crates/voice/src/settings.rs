@@ -90,21 +90,9 @@ impl Settings {
     /// Reads every setting through `lookup`; absent keys keep their defaults.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingError> {
         let mut s = Settings::default();
-        let flag = |key: &'static str, default: bool| -> Result<bool, SettingError> {
-            match lookup(key).as_deref() {
-                None => Ok(default),
-                Some("true") => Ok(true),
-                Some("false") => Ok(false),
-                Some(other) => Err(SettingError { key, expected: "`true` or `false`", value: other.to_owned() }),
-            }
-        };
-        let number = |key: &'static str, default: u64, min: u64, max: u64, expected: &'static str| -> Result<u64, SettingError> {
-            match lookup(key) {
-                None => Ok(default),
-                Some(text) => {
-                    text.trim().parse::<u64>().ok().filter(|n| (min..=max).contains(n)).ok_or(SettingError { key, expected, value: text })
-                }
-            }
+        let flag = |key: &'static str, default: bool| flag(&lookup, key, default);
+        let number = |key: &'static str, default: u64, min: u64, max: u64, expected: &'static str| {
+            number(&lookup, key, default, min..=max, expected)
         };
         if let Some(url) = lookup("deepgram_url") {
             if !(url.starts_with("wss://") || url.starts_with("ws://")) || url.contains('?') {
@@ -216,8 +204,33 @@ impl Settings {
 /// Mu-law at 8 kHz mono: one byte per sample.
 pub const BYTES_PER_MS: usize = 8;
 
-/// Percent-encodes a query value (unreserved characters pass).
-fn encode(value: &str) -> String {
+/// A `true` / `false` setting through `lookup`; `default` when unset.
+pub fn flag(lookup: &impl Fn(&str) -> Option<String>, key: &'static str, default: bool) -> Result<bool, SettingError> {
+    match lookup(key).as_deref() {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(SettingError { key, expected: "`true` or `false`", value: other.to_owned() }),
+    }
+}
+
+/// A whole-number setting in `range` through `lookup`; `default` when unset; `expected`
+/// says what is wanted when the value is refused.
+pub fn number(
+    lookup: &impl Fn(&str) -> Option<String>,
+    key: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    expected: &'static str,
+) -> Result<u64, SettingError> {
+    match lookup(key) {
+        None => Ok(default),
+        Some(text) => text.trim().parse::<u64>().ok().filter(|n| range.contains(n)).ok_or(SettingError { key, expected, value: text }),
+    }
+}
+
+/// Percent-encodes a query value or path segment (unreserved characters pass).
+pub fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
