@@ -20,13 +20,13 @@
 //! transcript covers, with nothing counted twice.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -117,22 +117,7 @@ struct State {
     connections: usize,
 }
 
-#[derive(Debug, Default)]
-struct Shared {
-    state: Mutex<State>,
-    changed: Notify,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn update(&self, change: impl FnOnce(&mut State)) {
-        change(&mut self.lock());
-        self.changed.notify_waiters();
-    }
-}
+type Shared = crate::shared::Shared<State>;
 
 /// A running simulator; stops accepting when dropped.
 #[derive(Debug)]
@@ -298,7 +283,7 @@ impl DeepgramSim {
             state.sessions.len() - 1
         };
         let opened = std::time::Instant::now();
-        shared.changed.notify_waiters();
+        shared.notify();
         let close_after =
             self.close_after_audio.filter(|(_, sessions)| session_index < *sessions).map(|(audio, _)| audio.as_millis() as usize * 8);
         let mut session = Transcriber::new(&handshake, self.speech_threshold, self.transcripts.clone());
@@ -707,16 +692,7 @@ impl RunningSim {
 
     /// Waits until `check` holds (re-checked at every change), for up to `patience`.
     pub async fn wait_until(&self, patience: Duration, what: &str, check: impl Fn(&Self) -> bool) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + patience;
-        loop {
-            let changed = self.shared.changed.notified();
-            if check(self) {
-                return Ok(());
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                anyhow::bail!("Deepgram simulator: timed out waiting for {what}");
-            }
-        }
+        self.shared.wait_until(patience, "Deepgram simulator", what, || check(self)).await
     }
 }
 

@@ -21,6 +21,7 @@
 pub mod deepgram;
 pub mod llm;
 pub mod mulaw;
+mod shared;
 pub mod speak;
 pub mod tls;
 pub mod twilio;

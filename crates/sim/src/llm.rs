@@ -12,14 +12,14 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 /// One scripted answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,22 +83,7 @@ struct State {
     requests: Vec<LlmRequest>,
 }
 
-#[derive(Debug, Default)]
-struct Shared {
-    state: Mutex<State>,
-    changed: Notify,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn update(&self, change: impl FnOnce(&mut State)) {
-        change(&mut self.lock());
-        self.changed.notify_waiters();
-    }
-}
+type Shared = crate::shared::Shared<State>;
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -153,10 +138,7 @@ impl LlmSim {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State { script: self.script.iter().cloned().collect(), requests: Vec::new() }),
-            changed: Notify::new(),
-        });
+        let shared = Arc::new(Shared::new(State { script: self.script.iter().cloned().collect(), requests: Vec::new() }));
         let state = shared.clone();
         let task = tokio::spawn(async move {
             let sim = Arc::new(self);
@@ -355,16 +337,7 @@ impl RunningLlm {
 
     /// Waits until `check` holds (re-checked at every change), for up to `patience`.
     pub async fn wait_until(&self, patience: Duration, what: &str, check: impl Fn(&Self) -> bool) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + patience;
-        loop {
-            let changed = self.shared.changed.notified();
-            if check(self) {
-                return Ok(());
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                anyhow::bail!("LLM simulator: timed out waiting for {what}");
-            }
-        }
+        self.shared.wait_until(patience, "LLM simulator", what, || check(self)).await
     }
 }
 

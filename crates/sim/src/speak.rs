@@ -13,13 +13,12 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -97,22 +96,7 @@ struct State {
     sessions: Vec<SpeakSession>,
 }
 
-#[derive(Debug, Default)]
-struct Shared {
-    state: Mutex<State>,
-    changed: Notify,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn update(&self, change: impl FnOnce(&mut State)) {
-        change(&mut self.lock());
-        self.changed.notify_waiters();
-    }
-}
+type Shared = crate::shared::Shared<State>;
 
 /// A running simulator; stops accepting when dropped.
 #[derive(Debug)]
@@ -243,7 +227,7 @@ impl SpeakSim {
             state.sessions.push(SpeakSession::default());
             state.sessions.len() - 1
         };
-        shared.changed.notify_waiters();
+        shared.notify();
         let close_after = self.close_after_flushes.filter(|(_, sessions)| index < *sessions).map(|(flushes, _)| flushes);
         let chunk_bytes = (self.chunk_ms * 8) as usize;
         let chunk_every = Duration::from_secs_f64(self.chunk_ms as f64 / 1e3 / self.speed);
@@ -396,16 +380,7 @@ impl RunningSpeak {
 
     /// Waits until `check` holds (re-checked at every change), for up to `patience`.
     pub async fn wait_until(&self, patience: Duration, what: &str, check: impl Fn(&Self) -> bool) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + patience;
-        loop {
-            let changed = self.shared.changed.notified();
-            if check(self) {
-                return Ok(());
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                anyhow::bail!("speak simulator: timed out waiting for {what}");
-            }
-        }
+        self.shared.wait_until(patience, "speak simulator", what, || check(self)).await
     }
 }
 
