@@ -401,14 +401,7 @@ impl Agent {
         }
         self.ending = Ending::Closing;
         self.mark("agent.caller-left", &[("turn", self.turn.as_ref().map_or(0, |turn| turn.index).into())]);
-        if let Some(mut turn) = self.turn.take() {
-            if turn.llm.open() {
-                self.actions.push(Action::CancelAsk);
-                turn.llm = Llm::Over;
-            }
-            turn.interrupted = true;
-            self.end_turn(turn, now_ms);
-        }
+        self.abandon_turn(now_ms);
         self.playback.clear(now_ms);
         self.close_speak();
     }
@@ -656,6 +649,19 @@ impl Agent {
         }
         if self.ending == Ending::AfterSpeech {
             self.hang_up(now_ms);
+        }
+    }
+
+    /// The call is ending under the current turn: its LLM answer is dropped and it ends as
+    /// cut off (what was heard stays in the history).
+    fn abandon_turn(&mut self, now_ms: u64) {
+        if let Some(mut turn) = self.turn.take() {
+            if turn.llm.open() {
+                self.actions.push(Action::CancelAsk);
+                turn.llm = Llm::Over;
+            }
+            turn.interrupted = true;
+            self.end_turn(turn, now_ms);
         }
     }
 
@@ -1032,14 +1038,7 @@ impl Agent {
         self.speak = SpeakLink::Closed;
         self.mark("speak.gave-up", &[("why", why.into())]);
         self.fault(SPEAK_LEG, Impact::Failed, why, reason);
-        if let Some(mut turn) = self.turn.take() {
-            if turn.llm.open() {
-                self.actions.push(Action::CancelAsk);
-                turn.llm = Llm::Over;
-            }
-            turn.interrupted = true;
-            self.end_turn(turn, now_ms);
-        }
+        self.abandon_turn(now_ms);
         if self.ending != Ending::Closing {
             self.close_call(now_ms);
         }

@@ -525,14 +525,26 @@ impl Transcriber {
         Reply { text, finalized_to: Some(self.frames * FRAME), transcript }
     }
 
-    fn flux_audio(&mut self, data: &[u8]) -> Vec<Reply> {
+    /// Takes in what arrived; then [`Transcriber::next_frame`] yields it frame by frame.
+    fn receive(&mut self, data: &[u8]) {
         self.received += data.len();
         self.carry.extend_from_slice(data);
+    }
+
+    /// The next whole 20 ms frame received, counted: whether it is loud enough for speech.
+    fn next_frame(&mut self) -> Option<bool> {
+        if self.carry.len() < FRAME {
+            return None;
+        }
+        let frame: Vec<u8> = self.carry.drain(..FRAME).collect();
+        self.frames += 1;
+        Some(mulaw::rms(&frame) > self.threshold)
+    }
+
+    fn flux_audio(&mut self, data: &[u8]) -> Vec<Reply> {
+        self.receive(data);
         let mut replies = Vec::new();
-        while self.carry.len() >= FRAME {
-            let frame: Vec<u8> = self.carry.drain(..FRAME).collect();
-            let loud = mulaw::rms(&frame) > self.threshold;
-            self.frames += 1;
+        while let Some(loud) = self.next_frame() {
             match (loud, self.speech_start) {
                 (true, None) => {
                     self.speech_start = Some(self.frames - 1);
@@ -563,13 +575,9 @@ impl Transcriber {
         if self.flux {
             return self.flux_audio(data);
         }
-        self.received += data.len();
-        self.carry.extend_from_slice(data);
+        self.receive(data);
         let mut replies = Vec::new();
-        while self.carry.len() >= FRAME {
-            let frame: Vec<u8> = self.carry.drain(..FRAME).collect();
-            let loud = mulaw::rms(&frame) > self.threshold;
-            self.frames += 1;
+        while let Some(loud) = self.next_frame() {
             match (loud, self.speech_start) {
                 (true, None) => {
                     self.speech_start = Some(self.frames - 1);
