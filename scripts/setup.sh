@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building Switchboard needs beyond a Rust toolchain: the wasm32-wasip2
 # target that guest components compile to, and with --tests, Debian's Chromium for the
-# dashboard's end-to-end test and the Python packages of scripts/requirements-test.txt in
-# the project's own virtual environment, target/py. Safe to run again.
+# dashboard's end-to-end test, the Python packages of scripts/requirements-test.txt in
+# the project's own virtual environment, target/py (componentize-py among them), and the
+# TypeScript SDK's npm packages (componentize-js, jco, esbuild, TypeScript) from its
+# lockfile into sdk/js/node_modules. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,5 +40,24 @@ if [ "${1:-}" = "--tests" ]; then
     echo "setup: installing $requirements into $venv" >&2
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
     cp "$requirements" "$venv/requirements.installed"
+  fi
+fi
+
+if [ "${1:-}" = "--tests" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      echo "setup: installing nodejs and npm (for the TypeScript guests)" >&2
+      apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    else
+      echo "setup: npm is missing and cannot be installed here (needs root and apt-get)" >&2
+      exit 1
+    fi
+  fi
+  # Reinstall only when the lockfile changed.
+  if ! cmp -s sdk/js/package-lock.json sdk/js/node_modules/.lock.installed 2>/dev/null; then
+    echo "setup: installing the TypeScript SDK's packages into sdk/js/node_modules" >&2
+    (cd sdk/js && npm ci --no-audit --no-fund --loglevel=error)
+    cp sdk/js/package-lock.json sdk/js/node_modules/.lock.installed
   fi
 fi

@@ -1,4 +1,7 @@
-//! Builds the test guest components and exposes their paths as `GUEST_<NAME>`.
+//! Builds the test guest components (Rust, and the TypeScript and Python ones with their
+//! toolchains) and exposes their paths as `GUEST_<NAME>`.
+
+use guest_build::ForeignGuest;
 
 fn main() {
     match guest_build::build(&[
@@ -12,7 +15,11 @@ fn main() {
         "fetch-guest",
         "voice-pipeline",
         "voice-agent",
-    ]) {
+    ])
+    .and_then(|mut built| {
+        built.extend(guest_build::build_foreign(&FOREIGN)?);
+        Ok(built)
+    }) {
         Ok(built) => guest_build::export_paths(&built),
         Err(error) => {
             eprintln!("{error}");
@@ -20,3 +27,12 @@ fn main() {
         }
     }
 }
+
+/// The TypeScript and Python guests: the SDKs' examples and a hostile guest in TypeScript.
+const FOREIGN: [ForeignGuest; 5] = [
+    ForeignGuest::typescript("ts-echo", "sdk/js/examples/echo.ts"),
+    ForeignGuest::typescript("ts-relay", "sdk/js/examples/relay.ts"),
+    ForeignGuest::typescript("ts-hostile", "tests/guests/hostile-ts/hostile.ts"),
+    ForeignGuest::python("py-echo", "sdk/python/examples/echo"),
+    ForeignGuest::python("py-relay", "sdk/python/examples/relay"),
+];

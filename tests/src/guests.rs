@@ -23,3 +23,13 @@ pub const BILLING: &str = env!("GUEST_BILLING_GUEST");
 /// Sends `wasi:http` requests as the caller's text messages say (`get`, `sse`, `many`,
 /// `snoop`) while relaying binary messages over the outbound `relay` socket.
 pub const FETCH: &str = env!("GUEST_FETCH_GUEST");
+/// The TypeScript SDK's echo example (`sdk/js/examples/echo.ts`): behaves as [`ECHO`].
+pub const TS_ECHO: &str = env!("GUEST_TS_ECHO");
+/// The TypeScript SDK's relay example (`sdk/js/examples/relay.ts`): behaves as [`RELAY`].
+pub const TS_RELAY: &str = env!("GUEST_TS_RELAY");
+/// A TypeScript guest that loops, allocates without end or snoops, as `mode` says.
+pub const TS_HOSTILE: &str = env!("GUEST_TS_HOSTILE");
+/// The Python SDK's echo example (`sdk/python/examples/echo`): behaves as [`ECHO`].
+pub const PY_ECHO: &str = env!("GUEST_PY_ECHO");
+/// The Python SDK's relay example (`sdk/python/examples/relay`): behaves as [`RELAY`].
+pub const PY_RELAY: &str = env!("GUEST_PY_RELAY");

@@ -5,6 +5,9 @@
 //! nested `cargo build` into a target directory of their own (`<target>/guests`), so the
 //! nested build never waits on the lock of the build that runs it.
 //!
+//! Components in TypeScript and Python are built by [`build_foreign`] with their own
+//! toolchains, and kept under the digest of their inputs.
+//!
 //! ```no_run
 //! // build.rs
 //! let built = guest_build::build(&["echo-guest"]).expect("guest components build");
@@ -17,6 +20,10 @@ use std::env;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod foreign;
+
+pub use foreign::{ForeignGuest, Language, build_foreign};
 
 /// The target every Switchboard guest is compiled for.
 pub const GUEST_TARGET: &str = "wasm32-wasip2";

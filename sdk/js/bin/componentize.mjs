@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// switchboard-componentize ENTRY.ts -o OUT.wasm [--wit DIR] [--no-check]
+//
+// Builds a Switchboard component from a TypeScript (or JavaScript) entry module that
+// exports `handler`: type-checks it against the world's declarations (tsc), bundles it and
+// the SDK into one ES module (esbuild; `wasi:*` and `switchboard:*` imports stay imports),
+// and componentizes that with componentize-js against the `call-handler` world. Nothing is
+// downloaded: componentize-js's AOT mode, which fetches a compiler, stays off.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { componentize } from '@bytecodealliance/componentize-js';
+
+const sdk = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+function parse(argv) {
+  const options = { wit: join(sdk, '../../wit'), check: true };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '-o' || arg === '--out') options.out = argv[++i];
+    else if (arg === '--wit') options.wit = argv[++i];
+    else if (arg === '--no-check') options.check = false;
+    else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}`);
+    else options.entry = arg;
+  }
+  if (!options.entry || !options.out) throw new Error('usage: switchboard-componentize ENTRY.ts -o OUT.wasm [--wit DIR] [--no-check]');
+  return { ...options, entry: resolve(options.entry), out: resolve(options.out), wit: resolve(options.wit) };
+}
+
+async function main() {
+  const options = parse(process.argv.slice(2));
+  if (!existsSync(join(sdk, 'types/call-handler.d.ts'))) {
+    execFileSync(process.execPath, [join(sdk, 'bin/types.mjs'), options.wit], { stdio: 'inherit' });
+  }
+  if (options.check) {
+    // The entry's own directory may have a tsconfig; otherwise check with the SDK's.
+    const scratch = mkdtempSync(join(tmpdir(), 'switchboard-tsc-'));
+    try {
+      const config = join(scratch, 'tsconfig.json');
+      writeFileSync(config, JSON.stringify({ extends: join(sdk, 'tsconfig.base.json'), files: [options.entry], include: [join(sdk, 'types/**/*.d.ts')] }));
+      execFileSync(process.execPath, [join(sdk, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', config], { stdio: 'inherit' });
+    } catch {
+      throw new Error(`type errors in ${options.entry}`);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }
+  const scratch = mkdtempSync(join(tmpdir(), 'switchboard-bundle-'));
+  try {
+    const bundle = join(scratch, 'component.js');
+    await build({
+      entryPoints: [options.entry],
+      bundle: true,
+      format: 'esm',
+      platform: 'neutral',
+      target: 'es2022',
+      outfile: bundle,
+      external: ['wasi:*', 'switchboard:*'],
+      alias: { '@switchboard/guest': join(sdk, 'src/index.ts') },
+      logLevel: 'warning',
+    });
+    const { component } = await componentize({ sourcePath: bundle, witPath: options.wit, worldName: 'call-handler' });
+    mkdirSync(dirname(options.out), { recursive: true });
+    writeFileSync(options.out, component);
+    console.error(`componentize: ${options.out} (${(component.length / 1048576).toFixed(1)} MiB)`);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  console.error(`switchboard-componentize: ${error.message ?? error}`);
+  process.exit(1);
+});
