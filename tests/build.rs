@@ -28,11 +28,12 @@ fn main() {
     }
 }
 
-/// The TypeScript and Python guests: the SDKs' examples and a hostile guest in TypeScript.
-const FOREIGN: [ForeignGuest; 5] = [
+/// The TypeScript and Python guests: the SDKs' examples and a hostile guest in each.
+const FOREIGN: [ForeignGuest; 6] = [
     ForeignGuest::typescript("ts-echo", "sdk/js/examples/echo.ts"),
     ForeignGuest::typescript("ts-relay", "sdk/js/examples/relay.ts"),
     ForeignGuest::typescript("ts-hostile", "tests/guests/hostile-ts/hostile.ts"),
     ForeignGuest::python("py-echo", "sdk/python/examples/echo"),
     ForeignGuest::python("py-relay", "sdk/python/examples/relay"),
+    ForeignGuest::python("py-hostile", "tests/guests/hostile-py"),
 ];

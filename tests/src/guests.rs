@@ -33,3 +33,13 @@ pub const TS_HOSTILE: &str = env!("GUEST_TS_HOSTILE");
 pub const PY_ECHO: &str = env!("GUEST_PY_ECHO");
 /// The Python SDK's relay example (`sdk/python/examples/relay`): behaves as [`RELAY`].
 pub const PY_RELAY: &str = env!("GUEST_PY_RELAY");
+
+/// Where test hosts share compiled components (see
+/// [`HostBuilder::share_compiled`](crate::HostBuilder::share_compiled)): beside the built
+/// TypeScript and Python guests, in the target directory.
+pub fn compiled_cache() -> std::path::PathBuf {
+    let foreign = std::path::Path::new(TS_ECHO).parent().unwrap_or(std::path::Path::new("."));
+    foreign.with_file_name("compiled-cache")
+}
+/// A Python guest that loops or snoops, as `mode` says.
+pub const PY_HOSTILE: &str = env!("GUEST_PY_HOSTILE");

@@ -91,6 +91,7 @@ pub struct HostBuilder {
     file: FileConfig,
     signed: bool,
     deadlines: Deadlines,
+    compiled_cache: Option<std::path::PathBuf>,
 }
 
 impl HostBuilder {
@@ -115,6 +116,16 @@ impl HostBuilder {
     /// Keeps compiled components in `dir` (the artifact store).
     pub fn data_dir(mut self, dir: &Path) -> Self {
         self.file.data_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// Shares compiled components with every other test host that asks for it, through
+    /// [`guests::compiled_cache`](crate::guests::compiled_cache): a TypeScript or Python
+    /// component (many megabytes, seconds to compile) is compiled once per test run, and
+    /// each host loads it from its own artifact store. Gives the host a data directory of
+    /// its own when it has none.
+    pub fn share_compiled(mut self) -> Self {
+        self.compiled_cache = Some(crate::guests::compiled_cache());
         self
     }
 
@@ -198,10 +209,25 @@ impl HostBuilder {
     pub async fn start(self) -> anyhow::Result<TestHost> {
         let env = self.env.clone();
         let lookup = move |name: &str| env.get(name).cloned();
-        let config = Config::from_file(self.file(), "test host", Path::new("."), &lookup)?;
+        let mut file = self.file();
+        let data = match (&self.compiled_cache, &file.data_dir) {
+            (Some(_), None) => {
+                let dir = tempfile::tempdir()?;
+                file.data_dir = Some(dir.path().to_owned());
+                Some(dir)
+            }
+            _ => None,
+        };
+        let config = Config::from_file(file, "test host", Path::new("."), &lookup)?;
         let tls = config.tls.is_some();
         let operator_tls = config.operator.tls.is_some();
-        let host = tokio::task::spawn_blocking(move || Switchboard::new(config)).await??;
+        let host = match (self.compiled_cache, config.data_dir.clone()) {
+            (Some(cache), Some(data_dir)) => {
+                tokio::task::spawn_blocking(move || crate::compiled::start_sharing(&cache, &data_dir, move || Switchboard::new(config)))
+                    .await??
+            }
+            _ => tokio::task::spawn_blocking(move || Switchboard::new(config)).await??,
+        };
         let listeners = switchboard::Listeners::ephemeral().await?;
         let addr = listeners.public.local_addr()?;
         let operator = listeners.operator.local_addr()?;
@@ -215,7 +241,7 @@ impl HostBuilder {
                 })
                 .await;
         });
-        Ok(TestHost { addr, operator, tls, operator_tls, host, timeline, stop: Some(stop), task: Some(task) })
+        Ok(TestHost { addr, operator, tls, operator_tls, host, timeline, stop: Some(stop), task: Some(task), _data: data })
     }
 }
 
@@ -229,6 +255,8 @@ pub struct TestHost {
     timeline: Timeline,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The data directory [`HostBuilder::share_compiled`] made, removed with the host.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for TestHost {

@@ -24,6 +24,7 @@
 //! ```
 
 pub mod client;
+mod compiled;
 pub mod fake_http;
 pub mod fake_server;
 pub mod guests;

@@ -5,6 +5,7 @@ mod agent;
 mod faults;
 mod http;
 mod inbound;
+mod languages;
 mod legs;
 mod loading;
 mod observability;
