@@ -460,3 +460,35 @@ async fn a_guest_printing_ten_mib_logs_at_most_its_cap() {
     );
     assert!(!log.contains("guest.trap") && log.contains("guest.output"), "{}", &log[log.len().saturating_sub(3000)..]);
 }
+
+/// `serve --ready-file` tells a harness in any language which ports port 0 got.
+#[tokio::test]
+async fn serve_writes_its_bound_addresses_to_the_ready_file() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ready = dir.path().join("ready.json");
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0", "--ready-file"])
+        .arg(&ready)
+        .env("XDG_CACHE_HOME", dir.path())
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("switchboard serve starts");
+    let mut text = None;
+    for _ in 0..1200 {
+        if let Ok(found) = std::fs::read_to_string(&ready) {
+            text = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = text.expect("serve wrote the ready file");
+    let addresses: serde_json::Value = serde_json::from_str(&text).expect("the ready file is JSON");
+    let public = addresses["public"].as_str().expect("a public address");
+    let operator = addresses["operator"].as_str().expect("an operator address");
+    assert!(!public.ends_with(":0") && !operator.ends_with(":0"), "{text}");
+    assert!(http_get(public, "/healthz").await.starts_with("HTTP/1.1 200"), "the public listener answers on {public}");
+    assert!(http_get(operator, "/metrics").await.starts_with("HTTP/1.1 200"), "the operator listener answers on {operator}");
+    server.start_kill().expect("kill");
+}

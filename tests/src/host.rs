@@ -224,7 +224,7 @@ impl HostBuilder {
         let host = match (self.compiled_cache, config.data_dir.clone()) {
             (Some(cache), Some(data_dir)) => {
                 tokio::task::spawn_blocking(move || crate::compiled::start_sharing(&cache, &data_dir, move || Switchboard::new(config)))
-                    .await??
+                    .await???
             }
             _ => tokio::task::spawn_blocking(move || Switchboard::new(config)).await??,
         };

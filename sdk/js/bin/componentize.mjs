@@ -7,6 +7,7 @@
 // and componentizes that with componentize-js against the `call-handler` world. Nothing is
 // downloaded: componentize-js's AOT mode, which fetches a compiler, stays off.
 import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -15,9 +16,18 @@ import { build } from 'esbuild';
 import { componentize } from '@bytecodealliance/componentize-js';
 
 const sdk = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+
+/** The nearest `wit/` package above `start` (the repository's, or a project's own copy). */
+function findWit(start) {
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'wit/world.wit'))) return join(dir, 'wit');
+    if (dirname(dir) === dir) throw new Error(`no wit/world.wit above ${start}: pass --wit DIR`);
+  }
+}
 
 function parse(argv) {
-  const options = { wit: join(sdk, '../../wit'), check: true };
+  const options = { check: true };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '-o' || arg === '--out') options.out = argv[++i];
@@ -27,21 +37,20 @@ function parse(argv) {
     else options.entry = arg;
   }
   if (!options.entry || !options.out) throw new Error('usage: switchboard-componentize ENTRY.ts -o OUT.wasm [--wit DIR] [--no-check]');
-  return { ...options, entry: resolve(options.entry), out: resolve(options.out), wit: resolve(options.wit) };
+  return { ...options, entry: resolve(options.entry), out: resolve(options.out), wit: options.wit ? resolve(options.wit) : findWit(sdk) };
 }
 
 async function main() {
   const options = parse(process.argv.slice(2));
-  if (!existsSync(join(sdk, 'types/call-handler.d.ts'))) {
-    execFileSync(process.execPath, [join(sdk, 'bin/types.mjs'), options.wit], { stdio: 'inherit' });
-  }
+  // The declarations follow the WIT the component is built against.
+  execFileSync(process.execPath, [join(sdk, 'bin/types.mjs'), options.wit, join(sdk, 'types')], { stdio: ['ignore', 'ignore', 'inherit'] });
   if (options.check) {
     // The entry's own directory may have a tsconfig; otherwise check with the SDK's.
     const scratch = mkdtempSync(join(tmpdir(), 'switchboard-tsc-'));
     try {
       const config = join(scratch, 'tsconfig.json');
       writeFileSync(config, JSON.stringify({ extends: join(sdk, 'tsconfig.base.json'), files: [options.entry], include: [join(sdk, 'types/**/*.d.ts')] }));
-      execFileSync(process.execPath, [join(sdk, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', config], { stdio: 'inherit' });
+      execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '--noEmit', '-p', config], { stdio: 'inherit' });
     } catch {
       throw new Error(`type errors in ${options.entry}`);
     } finally {

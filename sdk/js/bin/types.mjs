@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// types.mjs WIT_DIR OUT_DIR
+//
 // Generates the TypeScript declarations of the `call-handler` world (the modules a
 // component imports, `wasi:*` and `switchboard:call/*`, and the `handler` it exports)
 // from the repository's WIT package into `types/`, with jco.
@@ -9,11 +11,11 @@
 import { createRequire } from 'node:module';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const wit = resolve(process.argv[2] ?? join(here, '../../../wit'));
-const out = resolve(process.argv[3] ?? join(here, '../types'));
+if (process.argv.length < 4) throw new Error('usage: types.mjs WIT_DIR OUT_DIR');
+const wit = resolve(process.argv[2]);
+const out = resolve(process.argv[3]);
 
 const transpile = createRequire(import.meta.url).resolve('@bytecodealliance/jco-transpile');
 const shim = createRequire(transpile).resolve('@bytecodealliance/preview2-shim/filesystem');
@@ -27,4 +29,4 @@ for (const [name, source] of Object.entries(files)) {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, source);
 }
-console.error(`types: ${Object.keys(files).length} declaration files in ${out}`);
+console.log(`types: ${Object.keys(files).length} declaration files in ${out}`);

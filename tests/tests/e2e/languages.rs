@@ -251,3 +251,26 @@ async fn a_python_guest_cannot_observe_an_injected_secret() -> anyhow::Result<()
     assert!(report["files"].as_str().unwrap_or_default().starts_with("error"), "no filesystem: {report}");
     Ok(())
 }
+
+/// A TypeScript or Python component takes seconds to compile; a restart on the same
+/// data directory loads its machine code from the artifact store instead.
+#[tokio::test]
+async fn a_restart_loads_typescript_and_python_components_without_compiling() -> anyhow::Result<()> {
+    init_tracing();
+    const TOKEN: &str = "test-admin-token-0123456789";
+    for wasm in [guests::TS_ECHO, guests::PY_ECHO] {
+        let data = tempfile::tempdir()?;
+        let start = |shared: bool| {
+            let builder = TestHost::builder().admin_token(TOKEN).data_dir(data.path()).route("/echo", ComponentSpec::new("echo", wasm));
+            if shared { builder.share_compiled() } else { builder }.start()
+        };
+        drop(start(true).await?);
+        let restarted = start(false).await?;
+        let listed = restarted.operator(Some(TOKEN))?.components().await?;
+        assert_eq!(listed[0]["compiled"], "cached", "{wasm}: a restart does not recompile: {listed:?}");
+        let mut caller = TestClient::connect(&restarted.url("/echo")).await?;
+        caller.send_text("again").await?;
+        assert_eq!(caller.next_text().await?, "again");
+    }
+    Ok(())
+}

@@ -20,6 +20,38 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// The language of a project made by `switchboard new`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Language {
+    /// Rust, with `switchboard-guest` and `switchboard-harness`.
+    Rust,
+    /// TypeScript, built with componentize-js.
+    Ts,
+    /// Python, built with componentize-py.
+    Python,
+}
+
+impl Language {
+    /// How the language is called in reports.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Language::Rust => "Rust",
+            Language::Ts => "TypeScript",
+            Language::Python => "Python",
+        }
+    }
+
+    /// What to run next in a project made at `dir`.
+    pub(crate) fn next_steps(self, dir: &std::path::Path) -> String {
+        let dir = dir.display();
+        match self {
+            Language::Rust => format!("next: cd {dir} && cargo test"),
+            Language::Ts => format!("next: cd {dir} && npm ci && npm test"),
+            Language::Python => format!("next: cd {dir} && ./test.sh"),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum CallsAction {
     /// One call's timeline, the cause of a failure first.
@@ -82,6 +114,11 @@ pub(crate) enum Command {
         /// Override the configured operator listen address.
         #[arg(long)]
         operator_listen: Option<std::net::SocketAddr>,
+        /// Once both listeners are bound, write their addresses to this file as JSON
+        /// (`{"public":"127.0.0.1:41234","operator":"127.0.0.1:41235"}`), so a test or a
+        /// supervisor can use port 0 and learn the ports.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
     },
     /// Recent calls, one line each, from a running host's operator listener (or, with
     /// --db, from a call store on disk).
@@ -112,6 +149,22 @@ pub(crate) enum Command {
         admin_token_env: String,
         #[command(subcommand)]
         action: DeployAction,
+    },
+    /// Write a new component project: an echo component, a test against a real host, a
+    /// configuration and a README, ready to build and test with one command each.
+    New {
+        /// The project's name (a-z, 0-9 and -), also its component's name.
+        name: String,
+        /// The component's language.
+        #[arg(long, value_enum)]
+        lang: Language,
+        /// Where to write it (default: ./NAME); must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The Switchboard sources a Rust project's path dependencies point at (default:
+        /// the sources this binary was built from).
+        #[arg(long)]
+        switchboard_source: Option<PathBuf>,
     },
     /// Compile components ahead of time into the artifact store (`data_dir`), so a
     /// start, deploy or rollback of them does not compile.

@@ -7,6 +7,7 @@
 //! switchboard serve --config switchboard.toml
 //! switchboard check --config switchboard.toml
 //! switchboard calls --outcome failed
+//! switchboard new my-component --lang ts
 //! ```
 
 mod args;
@@ -18,6 +19,7 @@ mod demo;
 #[cfg(feature = "demo")]
 mod demo_agent;
 mod deploy;
+mod new;
 mod operator;
 mod serve;
 
@@ -33,10 +35,11 @@ async fn main() -> anyhow::Result<()> {
     init_logging(cli.log_format, default_filter);
     match cli.command {
         Command::Demo { speed, drop_deepgram_after, agent } => run_demo(speed, drop_deepgram_after, agent).await,
-        Command::Serve { config, listen, operator_listen } => serve::run(config, listen, operator_listen).await,
+        Command::Serve { config, listen, operator_listen, ready_file } => serve::run(config, listen, operator_listen, ready_file).await,
         Command::Deploy { operator, admin_token_env, action } => deploy::run(&operator, &admin_token_env, action).await,
         Command::Calls { operator, db, outcome, leg, limit, action } => calls::run(&operator, db, outcome, leg, limit, action).await,
         Command::Compile { config, files } => compile::run(config, files).await,
+        Command::New { name, lang, dir, switchboard_source } => new::run(&name, lang, dir, switchboard_source),
         Command::Check { config } => check::run(config).await,
     }
 }
