@@ -11,6 +11,8 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked --workspace 2>&1 | tee "$log"
+# `switchboard new` in each language makes a project whose own test passes.
+scripts/check-new.sh
 # WebSocket conformance (Autobahn sections 1-7, 10) of the inbound server and outbound client.
 scripts/autobahn.sh
 # A short fuzz run of the voice pipeline's parsers and state machine from the kept corpora

@@ -492,3 +492,42 @@ async fn serve_writes_its_bound_addresses_to_the_ready_file() {
     assert!(http_get(operator, "/metrics").await.starts_with("HTTP/1.1 200"), "the operator listener answers on {operator}");
     server.start_kill().expect("kill");
 }
+
+#[test]
+fn new_writes_a_project_for_each_language_and_refuses_bad_names() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (lang, files) in [
+        ("rust", &["Cargo.toml", "Cargo.lock", "component/src/lib.rs", "tests/tests/component.rs", "switchboard.toml", "README.md"][..]),
+        (
+            "ts",
+            &[
+                "package.json",
+                "package-lock.json",
+                "src/component.ts",
+                "test/component.test.mjs",
+                "switchboard/src/index.ts",
+                "wit/world.wit",
+            ][..],
+        ),
+        ("python", &["app.py", "test_app.py", "test.sh", "switchboard_guest/__init__.py", "wit/world.wit", "requirements.txt"][..]),
+    ] {
+        let project = dir.path().join(lang);
+        let made = switchboard(&["new", "call-relay", "--lang", lang, "--dir", project.to_str().expect("utf-8 path")]);
+        assert!(made.status.success(), "{lang}: {}", String::from_utf8_lossy(&made.stderr));
+        for file in files {
+            assert!(project.join(file).is_file(), "{lang}: {file} missing");
+        }
+        let config = std::fs::read_to_string(project.join("switchboard.toml")).expect("switchboard.toml");
+        assert!(config.contains("[components.call-relay]"), "{config}");
+        let again = switchboard(&["new", "call-relay", "--lang", lang, "--dir", project.to_str().expect("utf-8 path")]);
+        assert!(!again.status.success(), "{lang}: a non-empty directory is refused");
+        assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+    }
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("ts/package-lock.json")).expect("lock")).expect("JSON lock");
+    assert_eq!(lock["packages"][""]["name"], "call-relay");
+    for bad in ["Bad", "9lives", "call", "trailing-", "has_underscore"] {
+        let refused = switchboard(&["new", bad, "--lang", "ts", "--dir", dir.path().join("x").to_str().expect("utf-8 path")]);
+        assert!(!refused.status.success(), "`{bad}` is refused");
+    }
+}

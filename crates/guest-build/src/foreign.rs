@@ -55,7 +55,9 @@ pub fn build_foreign(guests: &[ForeignGuest]) -> Result<Vec<BuiltComponent>, Bui
     let workspace = workspace_root(Path::new(&env_var("CARGO_MANIFEST_DIR")?))?;
     let cache = outer_target_dir(&out_dir, std::env::var("TARGET").ok().as_deref())?.join("guests").join("foreign");
     std::fs::create_dir_all(&cache).map_err(|e| BuildError(format!("could not create {}: {e}", cache.display())))?;
-    for input in ["wit", "sdk/js/src", "sdk/js/bin", "sdk/js/package-lock.json", "sdk/python/switchboard_guest", "scripts/requirements-test.txt"] {
+    for input in
+        ["wit", "sdk/js/src", "sdk/js/bin", "sdk/js/package-lock.json", "sdk/python/switchboard_guest", "scripts/requirements-test.txt"]
+    {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
     let mut built = Vec::new();
@@ -63,8 +65,12 @@ pub fn build_foreign(guests: &[ForeignGuest]) -> Result<Vec<BuiltComponent>, Bui
         let source = workspace.join(guest.source);
         println!("cargo:rerun-if-changed={}", source.display());
         let inputs: Vec<PathBuf> = match guest.language {
-            Language::TypeScript => vec![source.clone(), workspace.join("sdk/js/src"), workspace.join("sdk/js/bin"), workspace.join("sdk/js/package-lock.json")],
-            Language::Python => vec![source.clone(), workspace.join("sdk/python/switchboard_guest"), workspace.join("scripts/requirements-test.txt")],
+            Language::TypeScript => {
+                vec![source.clone(), workspace.join("sdk/js/src"), workspace.join("sdk/js/bin"), workspace.join("sdk/js/package-lock.json")]
+            }
+            Language::Python => {
+                vec![source.clone(), workspace.join("sdk/python/switchboard_guest"), workspace.join("scripts/requirements-test.txt")]
+            }
         };
         let key = digest_of(&workspace, inputs.iter().chain([&workspace.join("wit")]))?;
         let wasm = cache.join(format!("{}-{}.wasm", guest.name, &key[..16]));
@@ -108,11 +114,15 @@ fn command_for(workspace: &Path, guest: &ForeignGuest, source: &Path, out: &Path
 }
 
 fn missing_tool(what: &str) -> BuildError {
-    BuildError(format!("{what} is missing: run `scripts/setup.sh --tests` (the README's test command does) to install the guest toolchains"))
+    BuildError(format!(
+        "{what} is missing: run `scripts/setup.sh --tests` (the README's test command does) to install the guest toolchains"
+    ))
 }
 
 fn run(mut command: Command, guest: &ForeignGuest) -> Result<(), BuildError> {
-    let output = command.output().map_err(|e| BuildError(format!("could not start the {:?} toolchain for `{}`: {e}", guest.language, guest.name)))?;
+    let output = command
+        .output()
+        .map_err(|e| BuildError(format!("could not start the {:?} toolchain for `{}`: {e}", guest.language, guest.name)))?;
     if output.status.success() {
         return Ok(());
     }

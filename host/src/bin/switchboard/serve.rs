@@ -32,7 +32,9 @@ pub(crate) async fn run(
 fn write_ready_file(path: &Path, public: SocketAddr, operator: SocketAddr) -> anyhow::Result<()> {
     let text = serde_json::json!({ "public": public.to_string(), "operator": operator.to_string() }).to_string();
     let partial = path.with_extension("partial");
-    std::fs::write(&partial, text).and_then(|()| std::fs::rename(&partial, path)).with_context(|| format!("writing the ready file {}", path.display()))
+    std::fs::write(&partial, text)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .with_context(|| format!("writing the ready file {}", path.display()))
 }
 
 /// Completes on SIGTERM or Ctrl-C.
