@@ -4,12 +4,14 @@
 # plus the instantiation benchmark. Other forms:
 #   scripts/bench.sh soak --calls 200 --minutes 30     N calls for M minutes
 #   scripts/bench.sh instantiate                       pooling vs on-demand
+#   scripts/bench.sh languages                         the relay in Rust, TypeScript, Python
 #   scripts/bench.sh --help
-# Installs what it needs: the wasm32-wasip2 target, Node.js (Debian's, if missing) and
-# the Node relay's `ws` package (npm ci, pinned by package-lock.json).
+# Installs what it needs: the wasm32-wasip2 target and the TypeScript and Python guest
+# toolchains (scripts/setup.sh --tests), Node.js (Debian's, if missing) and the Node
+# relay's `ws` package (npm ci, pinned by package-lock.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --tests
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "bench: installing Node.js (for the Node relay baseline)" >&2

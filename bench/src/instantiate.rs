@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use switchboard::config::ComponentConfig;
 use switchboard::observe::timeline::{CallId, Timeline};
 use switchboard::runtime::state::CallState;
 use switchboard::runtime::{EngineSettings, LoadedComponent, Runtime, Sandbox};
@@ -40,12 +41,17 @@ pub struct Instantiation {
 
 /// Times `iterations` instantiations of the bundled voice pipeline with each strategy.
 pub async fn run(iterations: u32) -> anyhow::Result<Instantiation> {
-    Ok(Instantiation { pooling: measure(true, iterations).await?, on_demand: measure(false, iterations).await? })
+    let config = switchboard::Config::builtin()?;
+    let pipeline = config.components.get("voice-pipeline").context("the built-in config has no voice-pipeline")?;
+    Ok(Instantiation {
+        pooling: measure(pipeline, true, iterations, 200).await?,
+        on_demand: measure(pipeline, false, iterations, 200).await?,
+    })
 }
 
-async fn measure(pooling: bool, iterations: u32) -> anyhow::Result<Figures> {
-    let config = switchboard::Config::builtin()?;
-    let component_config = config.components.get("voice-pipeline").context("the built-in config has no voice-pipeline")?;
+/// Times `iterations` instantiations of `component_config`'s component (after `warmup`
+/// untimed ones), with the pooling allocator or on demand.
+pub async fn measure(component_config: &ComponentConfig, pooling: bool, iterations: u32, warmup: u32) -> anyhow::Result<Figures> {
     let runtime = Runtime::new(EngineSettings { max_instances: 64, max_memory_bytes: component_config.limits.memory_bytes, pooling })
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let bytes = switchboard::deploy::versions::source_bytes(component_config)?;
@@ -57,7 +63,6 @@ async fn measure(pooling: bool, iterations: u32) -> anyhow::Result<Figures> {
     let mut create = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3)?;
     let mut teardown = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3)?;
     let mut state = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3)?;
-    let warmup = 200;
     for i in 0..warmup + iterations {
         let call = timeline.start_call(CallId(u64::from(i)));
         let started = Instant::now();

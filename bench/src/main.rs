@@ -17,7 +17,7 @@ use switchboard_bench::report::{Machine, Report, trial_line};
 use switchboard_bench::soak::{self, SoakPlan};
 use switchboard_bench::sut::{self, Environment, System};
 use switchboard_bench::trial::{self, Phases};
-use switchboard_bench::{chart, fetch_latency, instantiate, search, speak_latency};
+use switchboard_bench::{chart, fetch_latency, instantiate, languages, search, speak_latency};
 use switchboard_sim::tls::TestCa;
 
 #[derive(Parser)]
@@ -86,6 +86,19 @@ enum Command {
         /// Rounds, alternating the systems.
         #[arg(long, default_value_t = 3)]
         rounds: u32,
+    },
+    /// The relay component in Rust, TypeScript and Python side by side: size,
+    /// instantiation time, host memory per call, host CPU per relayed message.
+    Languages {
+        /// Concurrent relayed calls per language.
+        #[arg(long, default_value_t = 50)]
+        calls: u32,
+        /// Seconds the calls are measured for.
+        #[arg(long, default_value_t = 10)]
+        measure_secs: u64,
+        /// Instantiations timed per language.
+        #[arg(long, default_value_t = 2_000)]
+        iterations: u32,
     },
     /// Instantiation time of the voice-pipeline component, pooling vs on-demand.
     Instantiate {
@@ -200,6 +213,33 @@ async fn run(cli: Cli, machine: Machine) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    if let Command::Languages { calls, measure_secs, iterations } = command {
+        let plan = languages::Plan {
+            calls,
+            measure_secs,
+            iterations,
+            bin_dir,
+            work_dir: std::path::absolute(&work_dir)?,
+            cpus: machine.system_cpus.clone(),
+            components: vec![
+                ("Rust", PathBuf::from(env!("GUEST_RELAY_GUEST"))),
+                ("TypeScript", PathBuf::from(env!("GUEST_TS_RELAY"))),
+                ("Python", PathBuf::from(env!("GUEST_PY_RELAY"))),
+            ],
+        };
+        println!(
+            "machine: {} ({} cores); systems on CPU {:?}, harness on CPU {:?}",
+            machine.cpu, machine.cores, machine.system_cpus, machine.harness_cpu
+        );
+        let figures = languages::run(&plan, |line| println!("{line}")).await?;
+        let table = languages::table(&figures);
+        println!("{table}");
+        std::fs::write(out.join("languages.md"), &table)?;
+        std::fs::write(out.join("languages.json"), serde_json::to_string_pretty(&figures)?)?;
+        println!("written: {}", out.join("languages.md").display());
+        return Ok(());
+    }
+
     if let Command::Speak { frames, rounds } = command {
         let plan =
             speak_latency::Plan { frames, rounds, bin_dir, work_dir: std::path::absolute(&work_dir)?, cpus: machine.system_cpus.clone() };
@@ -308,7 +348,9 @@ async fn run(cli: Cli, machine: Machine) -> anyhow::Result<()> {
             std::fs::write(&path, serde_json::to_string_pretty(&serde_json::json!({ "alone": alone, "beside": beside }))?)?;
             println!("written: {}", path.display());
         }
-        Command::Instantiate { .. } | Command::Http { .. } | Command::Speak { .. } => unreachable!("handled above"),
+        Command::Instantiate { .. } | Command::Http { .. } | Command::Speak { .. } | Command::Languages { .. } => {
+            unreachable!("handled above")
+        }
     }
     Ok(())
 }

@@ -220,6 +220,8 @@ pub fn pinned(cpus: Option<&str>) -> Command {
 /// A `switchboard serve` process of its own, killed when dropped.
 pub struct Serving {
     _child: Child,
+    /// Its process id.
+    pub pid: u32,
     /// Its public listen address.
     pub listen: String,
 }
@@ -244,6 +246,7 @@ pub async fn serve_file(bin_dir: &Path, work_dir: &Path, cpus: Option<&str>, nam
         .kill_on_drop(true)
         .spawn()
         .context("starting switchboard")?;
-    wait_listening(&listen, Duration::from_secs(120)).await.context("switchboard did not start listening")?;
-    Ok(Serving { _child: child, listen })
+    let pid = child.id().context("switchboard exited at once")?;
+    wait_listening(&listen, Duration::from_secs(180)).await.context("switchboard did not start listening")?;
+    Ok(Serving { _child: child, pid, listen })
 }
