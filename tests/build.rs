@@ -28,12 +28,15 @@ fn main() {
     }
 }
 
-/// The TypeScript and Python guests: the SDKs' examples and a hostile guest in each.
-const FOREIGN: [ForeignGuest; 6] = [
+/// The TypeScript and Python guests: the SDKs' examples, and a hostile guest and an
+/// HTTP guest in each.
+const FOREIGN: [ForeignGuest; 8] = [
     ForeignGuest::typescript("ts-echo", "sdk/js/examples/echo.ts"),
     ForeignGuest::typescript("ts-relay", "sdk/js/examples/relay.ts"),
     ForeignGuest::typescript("ts-hostile", "tests/guests/hostile-ts/hostile.ts"),
     ForeignGuest::python("py-echo", "sdk/python/examples/echo"),
     ForeignGuest::python("py-relay", "sdk/python/examples/relay"),
     ForeignGuest::python("py-hostile", "tests/guests/hostile-py"),
+    ForeignGuest::typescript("ts-fetch", "tests/guests/fetch-ts/fetch.ts"),
+    ForeignGuest::python("py-fetch", "tests/guests/fetch-py"),
 ];

@@ -43,3 +43,7 @@ pub fn compiled_cache() -> std::path::PathBuf {
 }
 /// A Python guest that loops or snoops, as `mode` says.
 pub const PY_HOSTILE: &str = env!("GUEST_PY_HOSTILE");
+/// A TypeScript guest that makes the HTTP requests its caller asks for (`get`, `post`).
+pub const TS_FETCH: &str = env!("GUEST_TS_FETCH");
+/// A Python guest that makes the HTTP requests its caller asks for (`get`, `post`).
+pub const PY_FETCH: &str = env!("GUEST_PY_FETCH");

@@ -15,6 +15,7 @@
  * and `switchboard-componentize` bundles it into a `wasm32-wasip2` component.
  */
 export * from './errors.js';
+export * from './http.js';
 export * from './io.js';
 export * from './settings.js';
 export * from './timeline.js';

@@ -16,6 +16,7 @@ path). The bindings (``wit_world``) are generated at build time from the reposit
 """
 
 from .errors import WebSocketError, describe, error_code
+from .http import HttpError, Response, request
 from .io import now_ms, release, sleep, timer, wait_any
 from .settings import setting, settings_with_prefix
 from .timeline import complete_leg, declare_leg, fault, identify, mark, name_inbound_leg, transcript
@@ -33,6 +34,8 @@ from .websocket import (
 
 __all__ = [
     "Closed",
+    "HttpError",
+    "Response",
     "WebSocketError",
     "binary",
     "complete_leg",
@@ -49,6 +52,7 @@ __all__ = [
     "receive",
     "receive_blocking",
     "release",
+    "request",
     "send_blocking",
     "setting",
     "settings_with_prefix",

@@ -274,3 +274,51 @@ async fn a_restart_loads_typescript_and_python_components_without_compiling() ->
     }
     Ok(())
 }
+
+/// The TypeScript or Python SDK's `request` over `wasi:http`: an allowlisted `https` call
+/// carries the injected secret in place of the guest's own header, a body goes up whole, a
+/// body larger than one stream write (4 KiB) too, and a host not on the list is refused
+/// before any connection.
+async fn http_requests_carry_the_secret_and_obey_the_allowlist(wasm: &str) -> anyhow::Result<()> {
+    use switchboard_harness::{FakeHttpServer, Reply};
+    let ca = TestCa::new()?;
+    let api = FakeHttpServer::new()
+        .route("/v1/chat", Reply::text("hi there"))
+        .route("/count", Reply::CountBody)
+        .expect_header("authorization", "Bearer sk-live-42")
+        .tls(&ca)
+        .start()
+        .await?;
+    let other = FakeHttpServer::new().route("/", Reply::text("never")).start().await?;
+    let spec =
+        ComponentSpec::new("fetch", wasm).trust(&ca).allow(&api.origin()).secret_header("localhost", "Authorization", "Bearer ${LLM_KEY}");
+    init_tracing();
+    let host = TestHost::builder().env("LLM_KEY", "sk-live-42").share_compiled().route("/fetch", spec).start().await?;
+    let mut caller = TestClient::connect(&host.url("/fetch")).await?;
+
+    caller.send_text(&format!("get {} leg=llm", api.url("/v1/chat"))).await?;
+    assert_eq!(caller.next_text().await?, "status=200 body=hi there");
+    let request = api.wait_for_requests(1).await?.remove(0);
+    assert_eq!(request.header("authorization"), Some("Bearer sk-live-42"), "the secret replaced the guest's header");
+    assert_eq!(request.header("switchboard-leg"), None, "the leg header stays in the host");
+
+    let body = "x".repeat(10_000);
+    caller.send_text(&format!("post {} {body}", api.url("/count"))).await?;
+    assert_eq!(caller.next_text().await?, "status=200 body=received=10000");
+
+    caller.send_text(&format!("get {}", other.url("/"))).await?;
+    let refused = caller.next_text().await?;
+    assert!(refused.to_lowercase().contains("denied"), "{refused}");
+    assert!(other.requests().is_empty(), "nothing reached a host not on the list");
+    Ok(())
+}
+
+#[tokio::test]
+async fn typescript_http_requests_carry_the_secret_and_obey_the_allowlist() -> anyhow::Result<()> {
+    http_requests_carry_the_secret_and_obey_the_allowlist(guests::TS_FETCH).await
+}
+
+#[tokio::test]
+async fn python_http_requests_carry_the_secret_and_obey_the_allowlist() -> anyhow::Result<()> {
+    http_requests_carry_the_secret_and_obey_the_allowlist(guests::PY_FETCH).await
+}
