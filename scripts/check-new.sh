@@ -11,15 +11,21 @@ root=$(pwd)
 cargo build --locked -q -p switchboard
 switchboard="$root/target/debug/switchboard"
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
 for lang in rust ts python; do
   project="$scratch/hello-$lang"
+  log="$scratch/hello-$lang.log"
   echo "check-new: switchboard new hello-$lang --lang $lang" >&2
   "$switchboard" new "hello-$lang" --lang "$lang" --dir "$project" >/dev/null
   case $lang in
-    rust) (cd "$project" && CARGO_TARGET_DIR="$root/target" cargo test --offline -q 2>&1 | tail -n 20) ;;
-    ts) (cd "$project" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error && SWITCHBOARD="$switchboard" npm test 2>&1 | grep -E '^(not )?ok|^# (pass|fail)') ;;
-    python) (cd "$project" && SWITCHBOARD="$switchboard" SWITCHBOARD_PYTHON="$root/target/py/bin/python" ./test.sh 2>&1 | grep -E '^(OK|FAILED|Ran|test_)') ;;
+    rust) run() { CARGO_TARGET_DIR="$root/target" cargo test --offline; } ;;
+    ts) run() { npm ci --prefer-offline --no-audit --no-fund --loglevel=error && SWITCHBOARD="$switchboard" npm test; } ;;
+    python) run() { SWITCHBOARD="$switchboard" SWITCHBOARD_PYTHON="$root/target/py/bin/python" ./test.sh; } ;;
   esac
+  if ! (cd "$project" && run) >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "check-new: the $lang project's own test FAILED; the project is kept in $project" >&2
+    exit 1
+  fi
   echo "check-new: the $lang project's own test passed" >&2
 done
+rm -rf "$scratch"

@@ -519,6 +519,22 @@ fn new_writes_a_project_for_each_language_and_refuses_bad_names() {
         }
         let config = std::fs::read_to_string(project.join("switchboard.toml")).expect("switchboard.toml");
         assert!(config.contains("[components.call-relay]"), "{config}");
+        for (file, text) in project_files(&project) {
+            assert!(!text.contains("{{"), "{lang}: a placeholder is left in {}", file.display());
+            // Every module the copied SDKs import was copied too.
+            for line in text.lines() {
+                let module = line
+                    .split_once("from './")
+                    .and_then(|(_, rest)| rest.split_once(".js'"))
+                    .map(|(name, _)| format!("{name}.ts"))
+                    .or_else(|| {
+                        line.trim().strip_prefix("from .").and_then(|rest| rest.split_once(' ')).map(|(name, _)| format!("{name}.py"))
+                    });
+                if let (Some(module), Some(dir)) = (module, file.parent()) {
+                    assert!(dir.join(&module).is_file(), "{lang}: {} imports {module}, which is missing", file.display());
+                }
+            }
+        }
         let again = switchboard(&["new", "call-relay", "--lang", lang, "--dir", project.to_str().expect("utf-8 path")]);
         assert!(!again.status.success(), "{lang}: a non-empty directory is refused");
         assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
@@ -530,4 +546,18 @@ fn new_writes_a_project_for_each_language_and_refuses_bad_names() {
         let refused = switchboard(&["new", bad, "--lang", "ts", "--dir", dir.path().join("x").to_str().expect("utf-8 path")]);
         assert!(!refused.status.success(), "`{bad}` is refused");
     }
+}
+
+/// Every text file of a project, with its contents.
+fn project_files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("project directory") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(project_files(&path));
+        } else if let Ok(text) = std::fs::read_to_string(&path) {
+            files.push((path, text));
+        }
+    }
+    files
 }

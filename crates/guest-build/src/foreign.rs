@@ -55,18 +55,38 @@ pub fn build_foreign(guests: &[ForeignGuest]) -> Result<Vec<BuiltComponent>, Bui
     let workspace = workspace_root(Path::new(&env_var("CARGO_MANIFEST_DIR")?))?;
     let cache = outer_target_dir(&out_dir, std::env::var("TARGET").ok().as_deref())?.join("guests").join("foreign");
     std::fs::create_dir_all(&cache).map_err(|e| BuildError(format!("could not create {}: {e}", cache.display())))?;
-    for input in
-        ["wit", "sdk/js/src", "sdk/js/bin", "sdk/js/package-lock.json", "sdk/python/switchboard_guest", "scripts/requirements-test.txt"]
-    {
+    for input in [
+        "wit",
+        "sdk/js/src",
+        "sdk/js/bin",
+        "sdk/js/tsconfig.base.json",
+        "sdk/js/package.json",
+        "sdk/js/package-lock.json",
+        "sdk/python/switchboard_guest",
+        "scripts/requirements-test.txt",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
     let mut built = Vec::new();
     for guest in guests {
         let source = workspace.join(guest.source);
-        println!("cargo:rerun-if-changed={}", source.display());
+        let watched = match guest.language {
+            Language::TypeScript => source.parent().unwrap_or(&source),
+            Language::Python => &source,
+        };
+        println!("cargo:rerun-if-changed={}", watched.display());
         let inputs: Vec<PathBuf> = match guest.language {
             Language::TypeScript => {
-                vec![source.clone(), workspace.join("sdk/js/src"), workspace.join("sdk/js/bin"), workspace.join("sdk/js/package-lock.json")]
+                // The entry's whole directory: it may import modules beside it.
+                let entry_dir = source.parent().map_or_else(|| source.clone(), Path::to_path_buf);
+                vec![
+                    entry_dir,
+                    workspace.join("sdk/js/src"),
+                    workspace.join("sdk/js/bin"),
+                    workspace.join("sdk/js/tsconfig.base.json"),
+                    workspace.join("sdk/js/package.json"),
+                    workspace.join("sdk/js/package-lock.json"),
+                ]
             }
             Language::Python => {
                 vec![source.clone(), workspace.join("sdk/python/switchboard_guest"), workspace.join("scripts/requirements-test.txt")]
@@ -75,7 +95,8 @@ pub fn build_foreign(guests: &[ForeignGuest]) -> Result<Vec<BuiltComponent>, Bui
         let key = digest_of(&workspace, inputs.iter().chain([&workspace.join("wit")]))?;
         let wasm = cache.join(format!("{}-{}.wasm", guest.name, &key[..16]));
         if !wasm.is_file() {
-            let partial = wasm.with_extension("partial.wasm");
+            // Another build script (the bench's, the tests') may build the same one at once.
+            let partial = wasm.with_extension(format!("{}.partial.wasm", std::process::id()));
             run(command_for(&workspace, guest, &source, &partial)?, guest)?;
             std::fs::rename(&partial, &wasm).map_err(|e| BuildError(format!("could not keep {}: {e}", wasm.display())))?;
         }

@@ -20,6 +20,9 @@ class ComponentTest(unittest.TestCase):
             os.environ.get("SWITCHBOARD", "switchboard"), "serve", "--config", "switchboard.toml",
             "--listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0", "--ready-file", ready,
         ])
+        # Cleanups run even when setUp fails, unlike tearDown.
+        self.addCleanup(self.scratch.cleanup)
+        self.addCleanup(self.stop_host)
         # The first start compiles the component (seconds); later ones load it from .switchboard.
         deadline = time.monotonic() + 180
         while not os.path.exists(ready):
@@ -31,10 +34,9 @@ class ComponentTest(unittest.TestCase):
         with open(ready) as file:
             self.address = json.load(file)["public"]
 
-    def tearDown(self):
+    def stop_host(self):
         self.host.terminate()
         self.host.wait(timeout=30)
-        self.scratch.cleanup()
 
     def test_echoes_and_ends_the_call_cleanly(self):
         with connect(f"ws://{self.address}/media", open_timeout=30) as socket:

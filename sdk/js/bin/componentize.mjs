@@ -42,14 +42,15 @@ function parse(argv) {
 
 async function main() {
   const options = parse(process.argv.slice(2));
-  // The declarations follow the WIT the component is built against.
-  execFileSync(process.execPath, [join(sdk, 'bin/types.mjs'), options.wit, join(sdk, 'types')], { stdio: ['ignore', 'ignore', 'inherit'] });
   if (options.check) {
-    // The entry's own directory may have a tsconfig; otherwise check with the SDK's.
+    // The declarations follow the WIT the component is built against; they are made for
+    // this build alone, so builds running at once never see each other's half-written
+    // ones. The check uses the SDK's compiler options.
     const scratch = mkdtempSync(join(tmpdir(), 'switchboard-tsc-'));
     try {
+      execFileSync(process.execPath, [join(sdk, 'bin/types.mjs'), options.wit, join(scratch, 'types')], { stdio: ['ignore', 'ignore', 'inherit'] });
       const config = join(scratch, 'tsconfig.json');
-      writeFileSync(config, JSON.stringify({ extends: join(sdk, 'tsconfig.base.json'), files: [options.entry], include: [join(sdk, 'types/**/*.d.ts')] }));
+      writeFileSync(config, JSON.stringify({ extends: join(sdk, 'tsconfig.base.json'), files: [options.entry], include: [join(scratch, 'types/**/*.d.ts')] }));
       execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '--noEmit', '-p', config], { stdio: 'inherit' });
     } catch {
       throw new Error(`type errors in ${options.entry}`);

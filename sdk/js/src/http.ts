@@ -19,7 +19,9 @@ export class HttpError extends Error {
   readonly code: HttpErrorCode;
 
   constructor(code: HttpErrorCode) {
-    super(`http: ${code.tag}${'val' in code && code.val !== undefined ? ` ${JSON.stringify(code.val)}` : ''}`);
+    // Some payloads are bigints (body sizes), which JSON cannot write as they are.
+    const detail = 'val' in code && code.val !== undefined ? ` ${JSON.stringify(code.val, (_key, value) => (typeof value === 'bigint' ? value.toString() : value))}` : '';
+    super(`http: ${code.tag}${detail}`);
     this.name = 'HttpError';
     this.code = code;
   }
@@ -89,29 +91,38 @@ export function request(url: string, init: RequestInit = {}): Response {
   const body = typeof init.body === 'string' ? encoder.encode(init.body) : init.body;
   const headers = Array.isArray(init.headers) ? [...init.headers] : Object.entries(init.headers ?? {});
   if (init.leg !== undefined) headers.push([LEG_HEADER, init.leg]);
-  const outgoing = new OutgoingRequest(Fields.fromList(headers.map(([name, value]) => [name.toLowerCase(), encoder.encode(value)])));
-  outgoing.setMethod(method(init.method ?? (body === undefined ? 'GET' : 'POST')));
-  outgoing.setScheme(parsed[1].toLowerCase() === 'https' ? { tag: 'HTTPS' } : { tag: 'HTTP' });
-  outgoing.setAuthority(parsed[2]);
-  outgoing.setPathWithQuery(parsed[3] === '' ? '/' : parsed[3]);
-  const outgoingBody = outgoing.body();
-  const options = new RequestOptions();
-  options.setConnectTimeout(nanoseconds(init.connectTimeoutMs));
-  options.setFirstByteTimeout(nanoseconds(init.firstByteTimeoutMs));
-  options.setBetweenBytesTimeout(nanoseconds(init.betweenBytesTimeoutMs));
-  let future;
+  let future: import('wasi:http/types@0.2.12').FutureIncomingResponse;
+  let outgoingBody: OutgoingBody;
   try {
+    // A forbidden header, an invalid authority or a refused request all throw here.
+    const outgoing = new OutgoingRequest(Fields.fromList(headers.map(([name, value]) => [name.toLowerCase(), encoder.encode(value)])));
+    outgoing.setMethod(method(init.method ?? (body === undefined ? 'GET' : 'POST')));
+    outgoing.setScheme(parsed[1].toLowerCase() === 'https' ? { tag: 'HTTPS' } : { tag: 'HTTP' });
+    outgoing.setAuthority(parsed[2]);
+    outgoing.setPathWithQuery(parsed[3] === '' ? '/' : parsed[3]);
+    outgoingBody = outgoing.body();
+    const options = new RequestOptions();
+    options.setConnectTimeout(nanoseconds(init.connectTimeoutMs));
+    options.setFirstByteTimeout(nanoseconds(init.firstByteTimeoutMs));
+    options.setBetweenBytesTimeout(nanoseconds(init.betweenBytesTimeoutMs));
     future = handle(outgoing, options);
   } catch (thrown) {
-    throw new HttpError(httpErrorOf(thrown));
+    throw thrown instanceof HttpError ? thrown : new HttpError(httpErrorOf(thrown));
   }
-  writeBody(outgoingBody, body);
   try {
+    // A body that cannot be written means the request failed: the future says why.
+    let written = true;
+    try {
+      writeBody(outgoingBody, body);
+    } catch {
+      written = false;
+    }
     for (;;) {
       const outcome = future.get();
       if (outcome !== undefined) {
         if (outcome.tag === 'err') throw new HttpError({ tag: 'internal-error', val: 'response taken twice' });
         if (outcome.val.tag === 'err') throw new HttpError(outcome.val.val);
+        if (!written) throw new HttpError({ tag: 'HTTP-request-body-size', val: undefined });
         return readResponse(outcome.val.val, init.maxBodyBytes ?? 16 << 20);
       }
       waitAnyOnce([future.subscribe()]);

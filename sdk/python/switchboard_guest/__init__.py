@@ -10,9 +10,9 @@ A component's ``app`` module defines the exported handler::
         def handle(self, request, inbound):
             ...
 
-and ``componentize-py -d wit -w call-handler componentize app`` builds it into a
-``wasm32-wasip2`` component (``scripts/componentize-py.sh`` does it with this SDK on the
-path). The bindings (``wit_world``) are generated at build time from the repository's WIT.
+and ``componentize-py -d wit -w call-handler componentize -p <this SDK's parent> app``
+builds it into a ``wasm32-wasip2`` component. The bindings (``wit_world``) are generated at
+build time from the WIT package.
 """
 
 from .errors import WebSocketError, describe, error_code

@@ -17,6 +17,9 @@ from .io import release, wait_any
 LEG_HEADER = "switchboard-leg"
 """The request header naming the leg the host reports a request on; removed before sending."""
 
+# The `error-code` cases, to tell an HTTP error from a header error raised by `Fields`.
+_HTTP_ERRORS = [value for key, value in vars(types).items() if key.startswith("ErrorCode_") and isinstance(value, type)]
+
 _URL = re.compile(r"^(https?)://([^/?#]+)([^#]*)", re.IGNORECASE)
 _METHODS = {
     "GET": types.Method_Get,
@@ -24,7 +27,9 @@ _METHODS = {
     "POST": types.Method_Post,
     "PUT": types.Method_Put,
     "DELETE": types.Method_Delete,
+    "CONNECT": types.Method_Connect,
     "OPTIONS": types.Method_Options,
+    "TRACE": types.Method_Trace,
     "PATCH": types.Method_Patch,
 }
 
@@ -33,7 +38,9 @@ class HttpError(Exception):
     """A failed request; ``code`` is the ``wasi:http`` ``error-code``."""
 
     def __init__(self, code: types.ErrorCode) -> None:
-        super().__init__(f"http: {type(code).__name__.removeprefix('ErrorCode_')}")
+        value = getattr(code, "value", None)
+        detail = "" if value is None else f" {value!r}"
+        super().__init__(f"http: {type(code).__name__.removeprefix('ErrorCode_')}{detail}")
         self.code = code
 
 
@@ -82,23 +89,30 @@ def request(
     fields = [(name.lower(), value.encode("utf-8")) for name, value in (headers or [])]
     if leg is not None:
         fields.append((LEG_HEADER, leg.encode("utf-8")))
-    outgoing = types.OutgoingRequest(types.Fields.from_list(fields))
     name = (method or ("GET" if body is None else "POST")).upper()
-    outgoing.set_method(_METHODS[name]() if name in _METHODS else types.Method_Other(name))
-    outgoing.set_scheme(types.Scheme_Https() if parsed.group(1).lower() == "https" else types.Scheme_Http())
-    outgoing.set_authority(parsed.group(2))
-    outgoing.set_path_with_query(parsed.group(3) or "/")
-    outgoing_body = outgoing.body()
-    options = types.RequestOptions()
-    options.set_connect_timeout(_ns(connect_timeout_ms))
-    options.set_first_byte_timeout(_ns(first_byte_timeout_ms))
-    options.set_between_bytes_timeout(_ns(between_bytes_timeout_ms))
     try:
+        # A forbidden header, an invalid authority or a refused request all raise here.
+        outgoing = types.OutgoingRequest(types.Fields.from_list(fields))
+        outgoing.set_method(_METHODS[name]() if name in _METHODS else types.Method_Other(name))
+        outgoing.set_scheme(types.Scheme_Https() if parsed.group(1).lower() == "https" else types.Scheme_Http())
+        outgoing.set_authority(parsed.group(2))
+        outgoing.set_path_with_query(parsed.group(3) or "/")
+        outgoing_body = outgoing.body()
+        options = types.RequestOptions()
+        options.set_connect_timeout(_ns(connect_timeout_ms))
+        options.set_first_byte_timeout(_ns(first_byte_timeout_ms))
+        options.set_between_bytes_timeout(_ns(between_bytes_timeout_ms))
         future = outgoing_handler.handle(outgoing, options)
     except Err as raised:
-        raise HttpError(raised.value) from None
-    _write_body(outgoing_body, body or b"")
+        code = raised.value if isinstance(raised.value, tuple(_HTTP_ERRORS)) else types.ErrorCode_InternalError(repr(raised.value))
+        raise HttpError(code) from None
     try:
+        # A body that cannot be written means the request failed: the future says why.
+        try:
+            _write_body(outgoing_body, body or b"")
+            written = True
+        except Err:
+            written = False
         while True:
             outcome = future.get()
             if outcome is not None:
@@ -106,6 +120,8 @@ def request(
                     raise HttpError(types.ErrorCode_InternalError("response taken twice"))
                 if isinstance(outcome.value, Err):
                     raise HttpError(outcome.value.value)
+                if not written:
+                    raise HttpError(types.ErrorCode_HttpRequestBodySize(None))
                 return _read_response(outcome.value.value, max_body_bytes)
             wait_any([future.subscribe()])
     finally:

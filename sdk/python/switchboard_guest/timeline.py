@@ -15,14 +15,19 @@ def _value(attribute: "str | int | float | bool") -> markers.Value:
     return markers.Value_Text(str(attribute))
 
 
-def mark(name: str, **attributes: "str | int | float | bool") -> None:
-    """Records marker ``name`` with ``attributes`` on the call's timeline."""
-    markers.emit(name, [(key, _value(value)) for key, value in attributes.items()])
+def mark(name: str, attributes: "dict[str, str | int | float | bool] | None" = None, /, **more: "str | int | float | bool") -> None:
+    """Records marker ``name`` on the call's timeline, with ``attributes`` (a dict, for keys
+    that are not Python names, such as ``"handshake-ms"``) and keyword attributes."""
+    merged = {**(attributes or {}), **more}
+    markers.emit(name, [(key, _value(value)) for key, value in merged.items()])
 
 
 def fault(leg: str, impact: str, cause: str, detail: str) -> None:
     """Records a fault on ``leg``: ``"recovered"`` degrades the call, ``"failed"`` fails it."""
-    legs.fault(leg, legs.Impact.FAILED if impact == "failed" else legs.Impact.RECOVERED, cause, detail)
+    impacts = {"failed": legs.Impact.FAILED, "recovered": legs.Impact.RECOVERED}
+    if impact not in impacts:
+        raise ValueError(f"impact must be 'recovered' or 'failed', not {impact!r}")
+    legs.fault(leg, impacts[impact], cause, detail)
 
 
 def name_inbound_leg(name: str) -> None:

@@ -73,7 +73,7 @@ def connect(
     url: str,
     headers: "list[tuple[str, str]] | None" = None,
     subprotocols: "list[str] | None" = None,
-    timeout_ms: "int | None" = None,
+    timeout_ms: "float | None" = None,
     leg: "str | None" = None,
 ) -> ws.Connection:
     """Opens ``url`` (``wss://`` or ``ws://``) and waits for the handshake.
@@ -84,7 +84,7 @@ def connect(
     options = outbound.ConnectOptions(
         headers or [],
         subprotocols or [],
-        None if timeout_ms is None else timeout_ms * 1_000_000,
+        None if timeout_ms is None else round(timeout_ms * 1_000_000),
         leg,
     )
     try:

@@ -3,7 +3,7 @@
 - ``loop``: spins forever without yielding (the CPU budget must stop it);
 - ``snoop``: reports to the caller, as JSON, everything it can see that could carry a
   secret: its settings, the request's headers, the environment, the arguments, the files
-  under ``/``, and what a connect to ``target`` with a guest-chosen ``authorization``
+  under ``/``, what stdin holds, whether a socket of its own connects, and what a connect to ``target`` with a guest-chosen ``authorization``
   header returned.
 
 After a report it waits for the caller to close.
@@ -46,11 +46,24 @@ def snoop(request):
         files = sorted(os.listdir("/"))
     except OSError as error:
         files = f"error: {error}"
+    try:
+        stdin = sys.stdin.read()
+    except Exception as error:
+        stdin = f"error: {error}"
+    try:
+        import socket
+
+        with socket.create_connection(("127.0.0.1", 80), timeout=1) as raw:
+            tcp = f"connected {raw.getpeername()}"
+    except Exception as error:
+        tcp = f"error: {error!r}"
     return json.dumps({
         "settings": sb.settings_with_prefix(""),
         "headers": request.headers,
         "env": dict(os.environ),
         "argv": sys.argv,
         "files": files,
+        "stdin": stdin,
+        "socket": tcp,
         "connect": outcome,
     })

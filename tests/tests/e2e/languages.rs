@@ -175,8 +175,11 @@ async fn echo_round_trips(host: &TestHost, duration: Duration) -> anyhow::Result
 async fn a_loop_is_stopped_by_the_cpu_budget(wasm: &str) -> anyhow::Result<()> {
     let host = beside_an_echo(ComponentSpec::new("hostile", wasm).setting("mode", "loop").limit("cpu_burst_ms", 500)).await?;
     let mut looper = TestClient::connect(&host.url("/hostile")).await?;
+    // The guest is spinning from its first marker on; echoes go on meanwhile.
+    host.marker("hostile.mode", |_| true).await?;
     let trips = echo_round_trips(&host, Duration::from_millis(300)).await?;
     assert!(trips > 0, "an echo call got no round trip while the guest spun");
+    assert!(host.timeline().find(|m| m.name == "guest.trap").is_empty(), "the echoes ran while the guest was still spinning");
     assert_eq!(looper.expect_close().await?.code, 1011);
     let trap = host.marker("guest.trap", |_| true).await?;
     assert_eq!(trap.shown("cause").as_deref(), Some("cpu-budget"), "{trap:?}");
@@ -201,6 +204,7 @@ async fn a_typescript_allocation_without_end_hits_the_memory_limit() -> anyhow::
     let mut echo = TestClient::connect(&host.url("/echo")).await?;
     let mut bomb = TestClient::connect(&host.url("/hostile")).await?;
     // The other call flows while the bomb grows and after it is stopped.
+    host.marker("hostile.mode", |_| true).await?;
     echo.send_text("before").await?;
     assert_eq!(echo.next_text().await?, "before");
     assert_eq!(bomb.expect_close().await?.code, 1011);
@@ -249,6 +253,8 @@ async fn a_python_guest_cannot_observe_an_injected_secret() -> anyhow::Result<()
     assert!(report["settings"].to_string().contains("innocent"), "settings are visible: {report}");
     assert_eq!(report["env"], serde_json::json!({}), "no environment: {report}");
     assert!(report["files"].as_str().unwrap_or_default().starts_with("error"), "no filesystem: {report}");
+    assert_eq!(report["stdin"], "", "stdin is empty: {report}");
+    assert!(report["socket"].as_str().unwrap_or_default().starts_with("error"), "no sockets of its own: {report}");
     Ok(())
 }
 
@@ -260,12 +266,12 @@ async fn a_restart_loads_typescript_and_python_components_without_compiling() ->
     const TOKEN: &str = "test-admin-token-0123456789";
     for wasm in [guests::TS_ECHO, guests::PY_ECHO] {
         let data = tempfile::tempdir()?;
-        let start = |shared: bool| {
-            let builder = TestHost::builder().admin_token(TOKEN).data_dir(data.path()).route("/echo", ComponentSpec::new("echo", wasm));
-            if shared { builder.share_compiled() } else { builder }.start()
-        };
-        drop(start(true).await?);
-        let restarted = start(false).await?;
+        let start =
+            || TestHost::builder().admin_token(TOKEN).data_dir(data.path()).route("/echo", ComponentSpec::new("echo", wasm)).start();
+        // The first start compiles into its own store (no shared cache: the store alone
+        // must make the second start load without compiling).
+        drop(start().await?);
+        let restarted = start().await?;
         let listed = restarted.operator(Some(TOKEN))?.components().await?;
         assert_eq!(listed[0]["compiled"], "cached", "{wasm}: a restart does not recompile: {listed:?}");
         let mut caller = TestClient::connect(&restarted.url("/echo")).await?;

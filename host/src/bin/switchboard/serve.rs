@@ -18,6 +18,10 @@ pub(crate) async fn run(
     ready_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let config = load_config(config.as_deref(), Overrides { listen, operator_listen })?;
+    if let Some(path) = &ready_file {
+        // A file left by an earlier run must not be read as this one's.
+        let _ = std::fs::remove_file(path);
+    }
     let host = tokio::task::spawn_blocking(move || Switchboard::new(config)).await??;
     let listeners = host.bind().await?;
     if let Some(path) = ready_file {

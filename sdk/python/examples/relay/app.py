@@ -31,10 +31,10 @@ class Handler(exports.Handler):
                 target,
                 headers=sb.settings_with_prefix("header."),
                 subprotocols=subprotocols,
-                timeout_ms=None if timeout is None else int(timeout),
+                timeout_ms=None if timeout is None else float(timeout),
                 leg=sb.setting("leg"),
             )
-        except sb.WebSocketError as error:
+        except (sb.WebSocketError, ValueError) as error:
             sb.mark("relay.connect-failed", error=str(error))
             sb.try_send(inbound, sb.text(f"connect-failed: {error}"))
             inbound.close(1011, "outbound connect failed")
