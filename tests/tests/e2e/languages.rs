@@ -2,12 +2,13 @@
 //! echo and relay examples pass what the Rust guests pass, and guests in the interpreted
 //! languages are held to the same sandbox (CPU budget, memory limit, no secrets).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use switchboard_harness::{ComponentSpec, FakeServer, TestCa, TestClient, TestHost, guests};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::init_tracing;
+use crate::sandbox::echo_round_trips;
 
 /// The language a component was written in, and its echo and relay builds.
 #[derive(Debug, Clone, Copy)]
@@ -156,19 +157,6 @@ async fn beside_an_echo(spec: ComponentSpec) -> anyhow::Result<TestHost> {
         .route("/hostile", spec)
         .start()
         .await
-}
-
-/// Round trips on an echo call for `duration`; how many completed.
-async fn echo_round_trips(host: &TestHost, duration: Duration) -> anyhow::Result<usize> {
-    let mut caller = TestClient::connect(&host.url("/echo")).await?;
-    let until = Instant::now() + duration;
-    let mut count = 0;
-    while Instant::now() < until {
-        caller.send_text("ping").await?;
-        assert_eq!(caller.next_text().await?, "ping");
-        count += 1;
-    }
-    Ok(count)
 }
 
 /// A guest in `wasm` that spins is stopped by its CPU budget while an echo call flows.

@@ -23,7 +23,7 @@ async fn host_with(spec: ComponentSpec) -> anyhow::Result<TestHost> {
 }
 
 /// Round trips on an echo call while `during` is in progress; returns how many completed.
-async fn echo_round_trips(host: &TestHost, duration: Duration) -> anyhow::Result<usize> {
+pub(crate) async fn echo_round_trips(host: &TestHost, duration: Duration) -> anyhow::Result<usize> {
     let mut caller = TestClient::connect(&host.url("/echo")).await?;
     let until = Instant::now() + duration;
     let mut count = 0;
