@@ -13,6 +13,9 @@ trap 'rm -f "$log"' EXIT
 cargo test --locked --workspace 2>&1 | tee "$log"
 # `switchboard new` in each language makes a project whose own test passes.
 scripts/check-new.sh
+# The Kubernetes manifests and the Dockerfile: rendered, schema-checked (Kubernetes 1.37,
+# strict) and held to the host's configuration (grace period, probes, ports, secrets).
+scripts/check-kubernetes.sh
 # WebSocket conformance (Autobahn sections 1-7, 10) of the inbound server and outbound client.
 scripts/autobahn.sh
 # A short fuzz run of the voice pipeline's parsers and state machine from the kept corpora
