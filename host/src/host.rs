@@ -100,9 +100,11 @@ impl Switchboard {
         let components: Vec<_> = config.components.values().collect();
         let metrics = Arc::new(Metrics::new());
         let versions = Arc::new(Versions::load(Arc::new(runtime), artifacts, &components, &metrics)?);
-        let calls = match &config.data_dir {
-            Some(dir) => CallStore::open(&dir.join("calls.db"), config.retention),
-            None => CallStore::open_temporary(config.retention),
+        let replica = config.store.replica.as_str();
+        let calls = match (&config.store.database, &config.data_dir) {
+            (Some(database), _) => CallStore::connect(database.clone(), config.retention, replica),
+            (None, Some(dir)) => CallStore::open(&dir.join("calls.db"), config.retention, replica),
+            (None, None) => CallStore::open_temporary(config.retention, replica),
         }
         .map_err(|e| StartError::DataDir(e.to_string()))?;
         let timeline = Timeline::new(RETAINED_CALLS);

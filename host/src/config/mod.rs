@@ -61,6 +61,34 @@ pub struct Config {
     pub retention: crate::observe::calls::Retention,
     /// On shutdown, how long live calls get to finish before they are closed with 1001.
     pub drain_timeout: Duration,
+    /// The call store's database and this replica's name.
+    pub store: StoreConfig,
+}
+
+/// The variable naming this replica in the call store and the fleet's deploys.
+pub const REPLICA_ENV: &str = "SWITCHBOARD_REPLICA";
+/// The variable holding the shared PostgreSQL database's connection string.
+pub const DATABASE_URL_ENV: &str = "SWITCHBOARD_DATABASE_URL";
+/// The variable naming a PEM file of extra roots for the database's TLS.
+pub const DATABASE_CA_ENV: &str = "SWITCHBOARD_DATABASE_CA_FILE";
+
+/// Where calls (and, with a shared database, the fleet's deploys) are kept.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The shared PostgreSQL database; none = SQLite in the data directory.
+    pub database: Option<crate::observe::calls::postgres::Database>,
+    /// This replica's name (`SWITCHBOARD_REPLICA`, else the hostname).
+    pub replica: String,
+}
+
+/// The machine's hostname, or `switchboard` when it cannot be read.
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "switchboard".to_owned())
 }
 
 /// The operator listener: the query API, the event stream, the dashboard, `/metrics`

@@ -12,8 +12,9 @@ use http::HeaderName;
 use super::file::{FileComponent, FileConfig, FileLimits, FileOperator, FileRoute, FileTls};
 use super::{
     Builtin, CallerDeadlines, ComponentConfig, ComponentSource, Config, ConfigError, DEFAULT_LISTEN, InboundTls, Limits, MIN_TOKEN_CHARS,
-    OperatorConfig, RESERVED_PATHS, Route,
+    OperatorConfig, RESERVED_PATHS, Route, StoreConfig,
 };
+use crate::observe::calls::postgres::Database;
 use crate::policy::egress::EgressPolicy;
 use crate::policy::secrets::{SecretHeader, SecretHeaders, SecretValue, TemplateError, expand_template};
 
@@ -83,7 +84,33 @@ impl Validator<'_> {
         let calls = self.range("retention_calls", file.retention_calls, 100_000, 1, 100_000_000)?;
         let retention = crate::observe::calls::Retention { max_age: Duration::from_secs(days * 86_400), max_calls: calls };
         let drain_timeout = Duration::from_millis(self.range("drain_timeout_ms", file.drain_timeout_ms, 30_000, 0, 3_600_000)?);
-        Ok(Config { listen, max_concurrent_calls, tls, operator, routes, components, data_dir, retention, drain_timeout })
+        let store = self.store()?;
+        Ok(Config { listen, max_concurrent_calls, tls, operator, routes, components, data_dir, retention, drain_timeout, store })
+    }
+
+    /// The call store and the replica's name, from the environment: a shared PostgreSQL
+    /// database when `SWITCHBOARD_DATABASE_URL` is set, else SQLite in the data directory.
+    fn store(&self) -> Result<StoreConfig, ConfigError> {
+        let replica = match (self.lookup)(super::REPLICA_ENV).filter(|name| !name.is_empty()) {
+            Some(name) => name,
+            None => super::hostname(),
+        };
+        if replica.len() > 253 || !replica.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(self.invalid(
+                super::REPLICA_ENV,
+                format!("{replica:?} is not a replica name: use letters, digits, `-`, `_` and `.` (at most 253)"),
+            ));
+        }
+        let Some(url) = (self.lookup)(super::DATABASE_URL_ENV).filter(|url| !url.is_empty()) else {
+            return Ok(StoreConfig { database: None, replica });
+        };
+        let extra_roots: Vec<PathBuf> = match (self.lookup)(super::DATABASE_CA_ENV).filter(|path| !path.is_empty()) {
+            Some(path) => vec![self.existing_file(super::DATABASE_CA_ENV, Path::new(&path))?],
+            None => Vec::new(),
+        };
+        let tls = crate::net::tls::client_config(&extra_roots).map_err(|e| self.invalid(super::DATABASE_CA_ENV, e.to_string()))?;
+        let database = Database::new(&url, tls).map_err(|e| self.invalid(super::DATABASE_URL_ENV, e))?;
+        Ok(StoreConfig { database: Some(database), replica })
     }
 
     fn tls(&self, key: &str, tls: &FileTls) -> Result<InboundTls, ConfigError> {

@@ -46,8 +46,17 @@ struct ListQuery {
 }
 
 fn store_error(error: StoreError) -> Response {
+    let status = match error {
+        // The database is away: calls go on, and the client is told to try again.
+        StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::Sqlite { .. } | StoreError::Postgres(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
     tracing::error!("call store query failed: {error}");
-    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(serde_json::json!({ "error": error.to_string() }))).into_response()
+    let mut response = (status, axum::Json(serde_json::json!({ "error": error.to_string() }))).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+    }
+    response
 }
 
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, Response> {
@@ -73,7 +82,7 @@ async fn show(State(host): State<Shared>, Path(key): Path<String>) -> Response {
         let Some(call) = store.find(&key)? else {
             return Ok(None);
         };
-        let timeline = store.timeline(&call.call_id)?;
+        let timeline = store.timeline(&call)?;
         Ok(Some((call, timeline)))
     })
     .await;
@@ -90,7 +99,7 @@ async fn transcript(State(host): State<Shared>, Path(key): Path<String>) -> Resp
         let Some(call) = store.find(&key)? else {
             return Ok(None);
         };
-        Ok(Some(store.timeline(&call.call_id)?))
+        Ok(Some(store.timeline(&call)?))
     })
     .await;
     match found {
@@ -145,6 +154,11 @@ async fn events(State(host): State<Shared>) -> Sse<impl futures_util::Stream<Ite
 
 async fn metrics(State(host): State<Shared>) -> Response {
     let live = host.live_calls();
-    let text = host.metrics.render(live, host.calls.dropped());
+    let store = crate::observe::metrics::StoreGauges {
+        dropped: host.calls.dropped(),
+        pending: host.calls.pending(),
+        unavailable: host.calls.unavailable(),
+    };
+    let text = host.metrics.render(live, store);
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }

@@ -139,6 +139,19 @@ pub struct Metrics {
     /// Request targets seen so far, bounded the same way (a `*` rule allows any host).
     targets: std::sync::Mutex<std::collections::BTreeSet<String>>,
     store_dropped: Gauge,
+    store_pending: Gauge,
+    store_unavailable: Gauge,
+}
+
+/// The call store's state, as `/metrics` shows it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreGauges {
+    /// Markers dropped so far.
+    pub dropped: u64,
+    /// Markers waiting for the database.
+    pub pending: u64,
+    /// Whether the database is unavailable now.
+    pub unavailable: bool,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -180,6 +193,8 @@ impl Metrics {
             legs: std::sync::Mutex::default(),
             targets: std::sync::Mutex::default(),
             store_dropped: Gauge::default(),
+            store_pending: Gauge::default(),
+            store_unavailable: Gauge::default(),
             registry,
         };
         metrics.register_rest()
@@ -206,7 +221,13 @@ impl Metrics {
         );
         r.register("guest_traps", "guest traps, by cause (cpu-budget is a CPU-budget kill)", self.traps.clone());
         r.register("guest_faults", "faults guests reported, by leg and impact (recovered or failed)", self.faults.clone());
-        r.register("store_markers_dropped", "markers the call store could not keep up with", self.store_dropped.clone());
+        r.register(
+            "store_markers_dropped",
+            "markers the call store lost: it could not keep up, or the database was away longer than its buffer holds",
+            self.store_dropped.clone(),
+        );
+        r.register("store_markers_pending", "markers waiting for the call store's database to come back", self.store_pending.clone());
+        r.register("store_unavailable", "1 while the call store's database cannot be reached", self.store_unavailable.clone());
         self
     }
 
@@ -278,9 +299,11 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with gauges read now.
-    pub fn render(&self, active_calls: usize, store_dropped: u64) -> String {
+    pub fn render(&self, active_calls: usize, store: StoreGauges) -> String {
         self.active_calls.set(active_calls as i64);
-        self.store_dropped.set(store_dropped as i64);
+        self.store_dropped.set(store.dropped as i64);
+        self.store_pending.set(store.pending as i64);
+        self.store_unavailable.set(i64::from(store.unavailable));
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.push_str("# encoding failed\n");
@@ -313,7 +336,7 @@ mod tests {
         metrics.observe(&marker("guest.trap", &[("cause", "cpu-budget")]));
         metrics.inbound.rx_frames.inc_by(3);
         metrics.outbound.tx_bytes.inc_by(320);
-        let text = metrics.render(2, 0);
+        let text = metrics.render(2, StoreGauges::default());
         for line in [
             "switchboard_active_calls 2",
             "switchboard_calls_accepted_total 1",
@@ -344,7 +367,7 @@ mod tests {
             .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
             .filter(|name| !["switchboard_", "socket"].contains(&name.as_str()))
             .collect();
-        let text = Metrics::new().render(0, 0);
+        let text = Metrics::new().render(0, StoreGauges::default());
         let exposed: std::collections::BTreeSet<String> = text
             .lines()
             .filter_map(|line| line.strip_prefix("# TYPE switchboard_"))

@@ -121,7 +121,7 @@ fn from_db(
         None => list(&store.list(&CallFilter { outcome, leg, limit: Some(limit), ..Default::default() })?),
         Some(CallsAction::Show { key }) => match store.find(&key)? {
             Some(call) => {
-                let timeline = store.timeline(&call.call_id)?;
+                let timeline = store.timeline(&call)?;
                 show(&call, &timeline)
             }
             None => vec![no_such_call(&key)],

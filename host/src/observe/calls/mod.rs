@@ -1,19 +1,24 @@
-//! The persistent call store: every marker of every call in an embedded SQLite database,
-//! with a row per call saying how it went and which leg failed.
+//! The persistent call store: every marker of every call, with a row per call saying how
+//! it went and which leg failed, in an embedded SQLite database ([`sqlite`]) or in a
+//! PostgreSQL database shared by a fleet of replicas ([`postgres`]), each call with the
+//! replica that took it.
 //!
-//! Recording never waits on the disk: markers go through a bounded channel to a writer
-//! thread ([`writer`]) that commits them in batches (every [`FLUSH_INTERVAL`] or [`BATCH`]
-//! markers) and applies retention (age and call count) once a minute. If the writer
-//! falls behind by more than the channel holds, markers are dropped and counted, never
-//! blocking a call. Calls are keyed by the host's call id and by the references the guest
-//! gave (a Twilio call or stream SID, say); [`classify`] decides their outcome.
+//! Recording never waits on the database: markers go through a bounded channel to a
+//! writer thread ([`writer`]) that commits them in batches (every [`FLUSH_INTERVAL`] or
+//! [`BATCH`] markers) and applies retention (age and call count) once a minute. If the
+//! writer falls behind by more than the channel holds, or the database is away for longer
+//! than the writer's buffer holds, markers are dropped and counted, never blocking a call.
+//! Calls are keyed by the host's call id and by the references the guest gave (a Twilio
+//! call or stream SID, say); [`classify`] decides their outcome.
 
 pub mod classify;
-mod schema;
+pub mod postgres;
+mod sink;
+mod sqlite;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,7 +27,8 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::observe::marker::{Marker, Value};
-use writer::Job;
+use postgres::{Database, PostgresReader, PostgresSink};
+use writer::{Counters, Job};
 
 /// How often pending markers are committed.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
@@ -42,6 +48,12 @@ pub enum StoreError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// PostgreSQL refused a query.
+    #[error("call store: {0}")]
+    Postgres(String),
+    /// The database cannot be reached now (queries answer 503; recording goes on).
+    #[error("the call store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// How long and how much to keep.
@@ -91,6 +103,10 @@ pub struct CallSummary {
     pub version: Option<String>,
     /// The inbound close code.
     pub close_code: Option<i64>,
+    /// The replica that took the call (`SWITCHBOARD_REPLICA`); none for calls stored
+    /// before replicas were recorded.
+    #[serde(default)]
+    pub replica: Option<String>,
 }
 
 impl CallSummary {
@@ -132,21 +148,26 @@ pub struct CallFilter {
     pub limit: Option<u32>,
 }
 
-/// The store: a reader connection for queries and a writer thread fed by [`CallStore::record`].
+/// Where queries go.
+enum Reader {
+    Sqlite { path: PathBuf, connection: Mutex<Connection> },
+    Postgres(Box<PostgresReader>),
+}
+
+/// The store: a reader for queries and a writer thread fed by [`CallStore::record`].
 #[derive(Clone)]
 pub struct CallStore {
-    path: PathBuf,
-    reader: Arc<Mutex<Connection>>,
+    reader: Arc<Reader>,
     /// None for a read-only store (the `switchboard calls --db` CLI).
     sender: Option<SyncSender<Job>>,
-    dropped: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     /// For a store without a data directory: deleted with the last clone.
     _temporary: Option<Arc<tempfile::TempDir>>,
 }
 
 impl std::fmt::Debug for CallStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("CallStore").field("where", &self.describe()).finish_non_exhaustive()
     }
 }
 
@@ -155,47 +176,64 @@ fn now_ms() -> i64 {
 }
 
 impl CallStore {
-    /// Opens (or creates) the database at `path` and starts its writer thread.
-    pub fn open(path: &Path, retention: Retention) -> Result<Self, StoreError> {
+    /// Opens (or creates) the SQLite database at `path` and starts its writer thread;
+    /// calls are recorded as taken by `replica`.
+    pub fn open(path: &Path, retention: Retention, replica: &str) -> Result<Self, StoreError> {
         let error = |source| StoreError::Sqlite { path: path.to_owned(), source };
         if let Some(parent) = path.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
         let connection = Connection::open(path).map_err(error)?;
-        schema::create_or_migrate(&connection).map_err(error)?;
+        sqlite::create_or_migrate(&connection).map_err(error)?;
         let reader = Connection::open(path).map_err(error)?;
         reader.busy_timeout(Duration::from_secs(5)).map_err(error)?;
-        let sender = writer::start(connection, retention, path).map_err(|e| error(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        let counters = Arc::new(Counters::default());
+        let sink = Box::new(sqlite::SqliteSink { connection, replica: replica.to_owned() });
+        let sender =
+            writer::start(sink, retention, counters.clone()).map_err(|e| error(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
         Ok(CallStore {
-            path: path.to_owned(),
-            reader: Arc::new(Mutex::new(reader)),
+            reader: Arc::new(Reader::Sqlite { path: path.to_owned(), connection: Mutex::new(reader) }),
             sender: Some(sender),
-            dropped: Arc::default(),
+            counters,
             _temporary: None,
         })
     }
 
-    /// Opens an existing database for queries only (safe beside a running host).
+    /// The PostgreSQL store shared by a fleet. Never waits for the database: the writer
+    /// connects (and creates the schema) when it can, and queries answer
+    /// [`StoreError::Unavailable`] until then.
+    pub fn connect(database: Database, retention: Retention, replica: &str) -> Result<Self, StoreError> {
+        let counters = Arc::new(Counters::default());
+        let sink = Box::new(PostgresSink::new(database.clone(), replica.to_owned()));
+        let sender = writer::start(sink, retention, counters.clone()).map_err(|e| StoreError::Postgres(e.to_string()))?;
+        Ok(CallStore {
+            reader: Arc::new(Reader::Postgres(Box::new(PostgresReader::new(database)))),
+            sender: Some(sender),
+            counters,
+            _temporary: None,
+        })
+    }
+
+    /// Opens an existing SQLite database for queries only (safe beside a running host).
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
         let error = |source| StoreError::Sqlite { path: path.to_owned(), source };
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let reader = Connection::open_with_flags(path, flags).map_err(error)?;
         reader.busy_timeout(Duration::from_secs(5)).map_err(error)?;
         Ok(CallStore {
-            path: path.to_owned(),
-            reader: Arc::new(Mutex::new(reader)),
+            reader: Arc::new(Reader::Sqlite { path: path.to_owned(), connection: Mutex::new(reader) }),
             sender: None,
-            dropped: Arc::default(),
+            counters: Arc::default(),
             _temporary: None,
         })
     }
 
     /// A store in a temporary directory, deleted when the store is dropped (a host
     /// without a data directory keeps its calls only while it runs).
-    pub fn open_temporary(retention: Retention) -> Result<Self, StoreError> {
+    pub fn open_temporary(retention: Retention, replica: &str) -> Result<Self, StoreError> {
         let dir = tempfile::tempdir()
             .map_err(|e| StoreError::Sqlite { path: std::env::temp_dir(), source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)) })?;
-        let mut store = Self::open(&dir.path().join("calls.db"), retention)?;
+        let mut store = Self::open(&dir.path().join("calls.db"), retention, replica)?;
         store._temporary = Some(Arc::new(dir));
         Ok(store)
     }
@@ -206,43 +244,72 @@ impl CallStore {
         match sender.try_send(Job::Record(marker.clone())) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    /// Markers dropped because the writer fell behind.
+    /// Markers lost: the writer fell behind, the database was away for longer than the
+    /// writer's buffer holds, or it refused them.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.counters.dropped.load(Ordering::Relaxed)
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Markers waiting in the writer's buffer for the database to come back.
+    pub fn pending(&self) -> u64 {
+        self.counters.pending.load(Ordering::Relaxed)
     }
 
-    fn read<T>(&self, query: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
-        let connection = self.reader.lock().unwrap_or_else(|p| p.into_inner());
-        query(&connection).map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })
+    /// Whether the writer's last attempt found the database unavailable.
+    pub fn unavailable(&self) -> bool {
+        self.counters.unavailable.load(Ordering::Relaxed)
     }
 
-    /// Recent calls, newest first.
+    /// Where the calls are kept, for messages: a file, or a PostgreSQL host and database.
+    pub fn describe(&self) -> String {
+        match &*self.reader {
+            Reader::Sqlite { path, .. } => path.display().to_string(),
+            Reader::Postgres(reader) => reader.describe(),
+        }
+    }
+
+    fn sqlite<T>(
+        path: &Path,
+        connection: &Mutex<Connection>,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let connection = connection.lock().unwrap_or_else(|p| p.into_inner());
+        query(&connection).map_err(|source| StoreError::Sqlite { path: path.to_owned(), source })
+    }
+
+    /// Recent calls, newest first (of every replica, with a shared database).
     pub fn list(&self, filter: &CallFilter) -> Result<Vec<CallSummary>, StoreError> {
-        self.read(|c| schema::list(c, filter, now_ms()))
+        match &*self.reader {
+            Reader::Sqlite { path, connection } => Self::sqlite(path, connection, |c| sqlite::list(c, filter, now_ms())),
+            Reader::Postgres(reader) => reader.list(filter, now_ms()),
+        }
     }
 
-    /// A call by id (`call-N` or `N`) or by any of its references.
+    /// A call by id (`call-N` or `N`) or by any of its references; the newest if several
+    /// replicas have one.
     pub fn find(&self, key: &str) -> Result<Option<CallSummary>, StoreError> {
-        self.read(|c| schema::find(c, key, now_ms()))
+        match &*self.reader {
+            Reader::Sqlite { path, connection } => Self::sqlite(path, connection, |c| sqlite::find(c, key, now_ms())),
+            Reader::Postgres(reader) => reader.find(key, now_ms()),
+        }
     }
 
     /// A call's timeline.
-    pub fn timeline(&self, call_id: &str) -> Result<Vec<StoredMarker>, StoreError> {
-        self.read(|c| schema::timeline(c, call_id))
+    pub fn timeline(&self, call: &CallSummary) -> Result<Vec<StoredMarker>, StoreError> {
+        match &*self.reader {
+            Reader::Sqlite { path, connection } => Self::sqlite(path, connection, |c| sqlite::timeline(c, call)),
+            Reader::Postgres(reader) => reader.timeline(call),
+        }
     }
 
     /// Waits up to `timeout` until everything recorded so far is committed (tests,
-    /// shutdown); false on time-out or when the writer is gone.
+    /// shutdown); false on time-out (the database is away, say) or when the writer is
+    /// gone.
     pub fn flush(&self, timeout: Duration) -> bool {
         let Some(sender) = &self.sender else { return true };
         let (done, committed) = std::sync::mpsc::sync_channel(1);

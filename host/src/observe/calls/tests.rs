@@ -13,6 +13,13 @@ fn report(id: u64, leg: &str, name: &str, attributes: &[(&str, &str)], at: u64) 
     marker
 }
 
+fn sqlite_connection(store: &CallStore) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+    match &*store.reader {
+        Reader::Sqlite { connection, .. } => connection.lock().expect("reader"),
+        Reader::Postgres(_) => panic!("an SQLite store"),
+    }
+}
+
 fn record_call(store: &CallStore, id: u64, started: u64, failing: bool) {
     store.record(&marker(id, "call.accepted", &[("path", "/twilio/media"), ("component", "voice")], started));
     store.record(&marker(id, "instance.started", &[("version", "2")], started + 1));
@@ -30,7 +37,7 @@ fn record_call(store: &CallStore, id: u64, started: u64, failing: bool) {
 #[test]
 fn calls_are_stored_classified_and_found_by_id_or_sid() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = CallStore::open(&dir.path().join("calls.db"), Retention::default()).expect("store opens");
+    let store = CallStore::open(&dir.path().join("calls.db"), Retention::default(), "test").expect("store opens");
     record_call(&store, 1, 1_000, false);
     record_call(&store, 2, 2_000, true);
     assert!(store.flush(Duration::from_secs(10)), "writer flushed");
@@ -49,7 +56,8 @@ fn calls_are_stored_classified_and_found_by_id_or_sid() {
     assert_eq!(store.find("MZ2").expect("find").map(|c| c.call_id), Some("call-2".to_owned()));
     let found = store.find("call-2").expect("find").expect("call by id");
     assert_eq!((found.reference("call_sid"), found.reference("stream_sid")), (Some("CA2"), Some("MZ2")));
-    let timeline = store.timeline("call-2").expect("timeline");
+    let timeline = store.timeline(&found).expect("timeline");
+    assert_eq!(found.replica.as_deref(), Some("test"), "the replica that took it");
     assert_eq!(timeline.len(), 7);
     assert_eq!(timeline[4].leg, "deepgram");
     assert_eq!(timeline[6].name, "outbound.closed");
@@ -61,23 +69,23 @@ fn the_store_survives_a_restart_and_applies_retention() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("calls.db");
     {
-        let store = CallStore::open(&path, Retention::default()).expect("store opens");
+        let store = CallStore::open(&path, Retention::default(), "test").expect("store opens");
         record_call(&store, 1, 1_000, false);
         store.record(&marker(2, "call.accepted", &[], 2_000)); // still live when the host stops
         assert!(store.flush(Duration::from_secs(10)));
     }
-    let store = CallStore::open(&path, Retention::default()).expect("store reopens");
+    let store = CallStore::open(&path, Retention::default(), "test").expect("store reopens");
     let calls = store.list(&CallFilter::default()).expect("list");
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].outcome, "interrupted", "a call cut off by the restart is not shown live");
     assert_eq!(calls[1].outcome, "ok");
 
-    let connection = store.reader.lock().expect("reader");
-    schema::retention_now(&connection, Retention { max_age: Duration::from_secs(3600), max_calls: 1 }, 3_000).expect("retention");
+    let connection = sqlite_connection(&store);
+    sqlite::retention_now(&connection, Retention { max_age: Duration::from_secs(3600), max_calls: 1 }, 3_000).expect("retention");
     let kept: i64 = connection.query_row("SELECT COUNT(*) FROM calls", [], |r| r.get(0)).expect("count");
     let orphans: i64 = connection.query_row("SELECT COUNT(*) FROM markers WHERE call_id = 1", [], |r| r.get(0)).expect("count");
     assert_eq!((kept, orphans), (1, 0), "the oldest call and its markers went");
-    schema::retention_now(&connection, Retention { max_age: Duration::from_millis(500), max_calls: 10 }, 3_000).expect("retention");
+    sqlite::retention_now(&connection, Retention { max_age: Duration::from_millis(500), max_calls: 10 }, 3_000).expect("retention");
     let kept: i64 = connection.query_row("SELECT COUNT(*) FROM calls", [], |r| r.get(0)).expect("count");
     assert_eq!(kept, 0, "calls older than the age limit went");
 }
@@ -99,18 +107,18 @@ fn a_version_1_database_is_migrated_and_its_calls_found_by_sid() {
         )
         .expect("a version 1 database");
     }
-    let store = CallStore::open(&path, Retention::default()).expect("opens and migrates");
+    let store = CallStore::open(&path, Retention::default(), "test").expect("opens and migrates");
     let call = store.find("CAOLD").expect("find").expect("found by its old call SID");
     assert_eq!(
         (call.call_id.as_str(), call.reference("stream_sid"), call.failing_leg.as_deref()),
         ("call-7", Some("MZOLD"), Some("deepgram"))
     );
     assert_eq!(call.references[0].kind, "call_sid", "the call SID first");
-    let timeline = store.timeline("call-7").expect("timeline");
+    let timeline = store.timeline(&call).expect("timeline");
     assert_eq!(timeline[0].attributes[0].1, crate::observe::marker::Value::Text("1000".to_owned()), "old text values read as they were");
     record_call(&store, 8, 3_000, false);
     assert!(store.flush(Duration::from_secs(10)));
     assert!(store.find("CA8").expect("find").is_some(), "and new calls are written");
-    let connection = store.reader.lock().expect("reader");
-    assert!(schema::exists(&connection, 8).expect("query"));
+    let connection = sqlite_connection(&store);
+    assert!(sqlite::exists(&connection, 8).expect("query"));
 }

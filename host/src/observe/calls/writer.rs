@@ -1,15 +1,22 @@
 //! The call store's writer thread: markers in batches, each touched call classified again,
-//! retention once a minute, and flushes answered once their batch is committed.
+//! the batch's writes committed to the [`Sink`] in one transaction, retention once a
+//! minute, and flushes answered once everything before them is committed.
+//!
+//! When the database is unavailable, batches wait in a bounded buffer and are committed,
+//! in order, once it is back (tried again every [`Sink::retry_after`]). Past
+//! [`PENDING_MARKERS`] buffered markers, the markers of further batches are dropped and
+//! counted, but their calls' rows and summaries are still kept, so a call that ended
+//! during the outage is shown with its outcome when the database returns.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, Transaction, params};
-
 use super::classify::{Verdict, classify};
-use super::{BATCH, FLUSH_INTERVAL, QUEUE, Retention, now_ms, schema};
+use super::sink::{Sink, SinkError, Write};
+use super::{BATCH, FLUSH_INTERVAL, QUEUE, Retention, now_ms};
 use crate::observe::marker::Marker;
 
 /// What the writer is asked to do.
@@ -22,14 +29,26 @@ pub(super) enum Job {
 
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
+/// Most markers kept waiting for an unavailable database.
+pub const PENDING_MARKERS: usize = QUEUE;
+/// Most other writes (call rows, references, summaries) kept waiting.
+const PENDING_WRITES: usize = 4 * QUEUE;
 
-/// Starts the writer on `connection`; the sender feeds it.
-pub(super) fn start(connection: Connection, retention: Retention, path: &Path) -> std::io::Result<SyncSender<Job>> {
+/// The writer's counters, shared with the store.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    /// Markers lost: the queue was full, the buffer was full, or the database refused them.
+    pub dropped: AtomicU64,
+    /// Markers waiting for the database.
+    pub pending: AtomicU64,
+    /// Whether the last commit failed because the database was unavailable.
+    pub unavailable: std::sync::atomic::AtomicBool,
+}
+
+/// Starts the writer on `sink`; the sender feeds it.
+pub(super) fn start(sink: Box<dyn Sink>, retention: Retention, counters: Arc<Counters>) -> std::io::Result<SyncSender<Job>> {
     let (sender, receiver) = std::sync::mpsc::sync_channel(QUEUE);
-    let path = path.to_owned();
-    std::thread::Builder::new()
-        .name("switchboard-store".to_owned())
-        .spawn(move || Writer::new(connection, retention, path).run(receiver))?;
+    std::thread::Builder::new().name("switchboard-store".to_owned()).spawn(move || Writer::new(sink, retention, counters).run(receiver))?;
     Ok(sender)
 }
 
@@ -62,13 +81,6 @@ impl Finished {
     }
 }
 
-struct Writer {
-    connection: Connection,
-    retention: Retention,
-    path: PathBuf,
-    calls: Calls,
-}
-
 /// The calls the writer is keeping track of.
 #[derive(Default)]
 struct Calls {
@@ -76,9 +88,27 @@ struct Calls {
     finished: Finished,
 }
 
+/// Batches not yet committed, oldest first.
+#[derive(Default)]
+struct Pending {
+    batches: VecDeque<Vec<Write>>,
+    markers: usize,
+    writes: usize,
+}
+
+struct Writer {
+    sink: Box<dyn Sink>,
+    retention: Retention,
+    calls: Calls,
+    pending: Pending,
+    waiting: Vec<SyncSender<()>>,
+    retry_at: Option<Instant>,
+    counters: Arc<Counters>,
+}
+
 impl Writer {
-    fn new(connection: Connection, retention: Retention, path: PathBuf) -> Self {
-        Writer { connection, retention, path, calls: Calls::default() }
+    fn new(sink: Box<dyn Sink>, retention: Retention, counters: Arc<Counters>) -> Self {
+        Writer { sink, retention, calls: Calls::default(), pending: Pending::default(), waiting: Vec::new(), retry_at: None, counters }
     }
 
     fn run(mut self, receiver: Receiver<Job>) {
@@ -87,42 +117,118 @@ impl Writer {
             let (batch, flushes) = match receiver.recv_timeout(Duration::from_secs(1)) {
                 Ok(first) => collect(first, &receiver),
                 Err(RecvTimeoutError::Timeout) => (Vec::new(), Vec::new()),
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.drain();
+                    return;
+                }
             };
-            if !batch.is_empty()
-                && let Err(error) = self.commit(&batch)
-            {
-                tracing::error!(path = %self.path.display(), "call store: could not write {} markers: {error}", batch.len());
+            if !batch.is_empty() {
+                let writes = self.calls.writes(&batch);
+                self.keep(writes);
             }
-            for done in flushes {
-                let _ = done.send(());
-            }
-            if last_retention.elapsed() > RETENTION_EVERY {
-                last_retention = Instant::now();
-                if let Err(error) = schema::apply_retention(&self.connection, self.retention, now_ms()) {
-                    tracing::warn!("call store retention: {error}");
+            self.waiting.extend(flushes);
+            self.drain();
+            if self.pending.batches.is_empty() {
+                for done in self.waiting.drain(..) {
+                    let _ = done.send(());
+                }
+                if last_retention.elapsed() > RETENTION_EVERY {
+                    last_retention = Instant::now();
+                    if let Err(error) = self.sink.apply_retention(self.retention, now_ms()) {
+                        tracing::warn!("call store retention: {error}");
+                    }
                 }
             }
         }
     }
 
-    fn commit(&mut self, batch: &[Marker]) -> rusqlite::Result<()> {
-        let transaction = self.connection.transaction()?;
+    /// Adds a batch's writes to the buffer, dropping (and counting) its markers when the
+    /// buffer is full.
+    fn keep(&mut self, mut writes: Vec<Write>) {
+        let markers = writes.iter().filter(|w| w.is_marker()).count();
+        if self.pending.markers + markers > PENDING_MARKERS {
+            writes.retain(|w| !w.is_marker());
+            self.counters.dropped.fetch_add(markers as u64, Ordering::Relaxed);
+            if self.pending.writes + writes.len() > PENDING_WRITES {
+                return;
+            }
+            self.pending.writes += writes.len();
+            self.pending.batches.push_back(writes);
+            return;
+        }
+        self.pending.markers += markers;
+        self.pending.writes += writes.len() - markers;
+        self.pending.batches.push_back(writes);
+        self.counters.pending.store(self.pending.markers as u64, Ordering::Relaxed);
+    }
+
+    /// Commits buffered batches in order until one fails.
+    fn drain(&mut self) {
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        let was_unavailable = self.retry_at.take().is_some();
+        let mut recovered = 0;
+        while let Some(writes) = self.pending.batches.front() {
+            let markers = writes.iter().filter(|w| w.is_marker()).count();
+            match self.sink.commit(writes) {
+                Ok(()) => recovered += markers,
+                Err(SinkError::Unavailable(reason)) => {
+                    if !was_unavailable {
+                        tracing::warn!("call store: {reason}; keeping markers (at most {PENDING_MARKERS}) until it is back, calls go on");
+                    }
+                    self.counters.unavailable.store(true, Ordering::Relaxed);
+                    self.retry_at = Some(Instant::now() + self.sink.retry_after());
+                    break;
+                }
+                Err(error @ SinkError::Refused(_)) => {
+                    tracing::error!("call store: could not write {markers} markers: {error}");
+                    self.counters.dropped.fetch_add(markers as u64, Ordering::Relaxed);
+                }
+            }
+            self.pending.markers -= markers;
+            self.pending.writes -= writes.len() - markers;
+            self.pending.batches.pop_front();
+        }
+        self.counters.pending.store(self.pending.markers as u64, Ordering::Relaxed);
+        if self.retry_at.is_none() {
+            self.counters.unavailable.store(false, Ordering::Relaxed);
+            if was_unavailable {
+                tracing::info!("call store: the database is back; wrote {recovered} buffered markers");
+            }
+        }
+    }
+}
+
+impl Calls {
+    /// The writes a batch makes: its markers numbered, calls and references added, and
+    /// every touched call classified again.
+    fn writes(&mut self, batch: &[Marker]) -> Vec<Write> {
+        let mut writes = Vec::with_capacity(batch.len() + 8);
         let mut touched: Vec<u64> = Vec::new();
         for marker in batch {
             let id = marker.call.0;
-            if self.calls.finished.ids.contains(&id) {
+            if self.finished.ids.contains(&id) {
                 // A late marker (an outbound socket closing after the call): kept, but the
                 // call's summary is final.
-                schema::append_late_marker(&transaction, marker)?;
+                writes.push(Write::Marker { seq: None, marker: marker.clone() });
                 continue;
             }
-            let call = self.calls.open.entry(id).or_default();
+            let call = self.open.entry(id).or_default();
             call.seq += 1;
-            schema::insert_marker(&transaction, marker, call.seq)?;
+            writes.push(Write::Marker { seq: Some(call.seq), marker: marker.clone() });
             match marker.name.as_str() {
-                "call.accepted" | "call.rejected" => schema::insert_call(&transaction, marker)?,
-                "call.identified" => schema::insert_reference(&transaction, marker, call.seq)?,
+                "call.accepted" | "call.rejected" => writes.push(Write::Call {
+                    id,
+                    started_ms: marker.unix_ms as i64,
+                    path: marker.text("path").map(str::to_owned),
+                    component: marker.text("component").map(str::to_owned),
+                }),
+                "call.identified" => {
+                    if let (Some(kind), Some(value)) = (marker.text("kind"), marker.text("value")) {
+                        writes.push(Write::Reference { id, seq: call.seq, kind: kind.to_owned(), value: value.to_owned() });
+                    }
+                }
                 _ => {}
             }
             call.markers.push(marker.clone());
@@ -131,30 +237,26 @@ impl Writer {
             }
         }
         for id in touched {
-            self.calls.summarize(&transaction, id)?;
+            if let Some(summary) = self.summarize(id) {
+                writes.push(summary);
+            }
         }
-        transaction.commit()
+        writes
     }
-}
 
-impl Calls {
-    /// Classifies call `id` again and writes its summary; a closed call is final.
-    fn summarize(&mut self, transaction: &Transaction<'_>, id: u64) -> rusqlite::Result<()> {
-        let Some(call) = self.open.get(&id) else { return Ok(()) };
+    /// Classifies call `id` again; a closed call is final.
+    fn summarize(&mut self, id: u64) -> Option<Write> {
+        let call = self.open.get(&id)?;
         let Verdict { outcome, failing_leg, cause } = classify(&call.markers);
         let version = call.markers.iter().find(|m| m.name == "instance.started").and_then(|m| m.shown("version"));
         let closed = call.markers.iter().find(|m| m.name == "call.closed" || m.name == "call.rejected");
         let close_code = closed.and_then(|m| m.number("code").or(m.number("status"))).map(|code| code as i64);
-        transaction.execute(
-            "UPDATE calls SET outcome = ?2, failing_leg = ?3, cause = ?4, version = COALESCE(?5, version),
-             close_code = COALESCE(?6, close_code), ended_ms = COALESCE(?7, ended_ms) WHERE call_id = ?1",
-            params![id as i64, outcome, failing_leg, cause, version, close_code, closed.map(|m| m.unix_ms as i64)],
-        )?;
+        let ended_ms = closed.map(|m| m.unix_ms as i64);
         if closed.is_some() {
             self.open.remove(&id);
             self.finished.insert(id);
         }
-        Ok(())
+        Some(Write::Summary { id, outcome, failing_leg, cause, version, close_code, ended_ms })
     }
 }
 

@@ -1,16 +1,18 @@
-//! The SQL: schema (and its migrations), writes, queries and retention.
+//! The embedded SQLite store: schema (and its migrations), writes, queries and retention.
 //!
-//! Version 2 (`PRAGMA user_version`) keeps a call's references in `call_refs` and typed
-//! marker attributes; a version 1 database (Twilio SIDs in `calls`, text attributes) is
-//! migrated in place when opened, and its old rows read as they were.
+//! Version 3 (`PRAGMA user_version`) names the replica that took each call; version 2
+//! keeps a call's references in `call_refs` and typed marker attributes; older databases
+//! (version 1: Twilio SIDs in `calls`, text attributes) are migrated in place when opened,
+//! and their old rows read as they were.
 
-use rusqlite::{Connection, Row, Transaction, params};
+use rusqlite::{Connection, ErrorCode, Row, Transaction, params};
 
+use super::sink::{Sink, SinkError, Write};
 use super::{CallFilter, CallSummary, Reference, Retention, StoredMarker, parse_call_id};
 use crate::observe::marker::Marker;
 
 /// The schema this code writes.
-const VERSION: i64 = 2;
+const VERSION: i64 = 3;
 
 pub(super) fn create_or_migrate(connection: &Connection) -> rusqlite::Result<()> {
     connection.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
@@ -21,6 +23,7 @@ pub(super) fn create_or_migrate(connection: &Connection) -> rusqlite::Result<()>
     connection.execute_batch(
         "CREATE TABLE IF NOT EXISTS calls (
             call_id INTEGER PRIMARY KEY,
+            replica TEXT,
             started_ms INTEGER NOT NULL,
             ended_ms INTEGER,
             path TEXT,
@@ -61,70 +64,97 @@ pub(super) fn create_or_migrate(connection: &Connection) -> rusqlite::Result<()>
                SELECT call_id, -1, 'stream_sid', stream_sid FROM calls WHERE stream_sid IS NOT NULL;",
         )?;
     }
+    let has_replica: bool =
+        connection.query_row("SELECT COUNT(*) > 0 FROM pragma_table_info('calls') WHERE name = 'replica'", [], |row| row.get(0))?;
+    if !has_replica {
+        connection.execute_batch("ALTER TABLE calls ADD COLUMN replica TEXT")?;
+    }
     connection.pragma_update(None, "user_version", VERSION)?;
     // A host that stopped mid-call left rows marked live: they are not live any more.
     connection.execute("UPDATE calls SET outcome = 'interrupted' WHERE outcome = 'live'", [])?;
     Ok(())
 }
 
-fn attributes_json(marker: &Marker) -> String {
+pub(super) fn attributes_json(marker: &Marker) -> String {
     serde_json::to_string(&marker.attributes).unwrap_or_else(|_| "[]".to_owned())
 }
 
-pub(super) fn insert_marker(transaction: &Transaction<'_>, marker: &Marker, seq: i64) -> rusqlite::Result<()> {
-    transaction.execute(
-        "INSERT OR REPLACE INTO markers (call_id, seq, unix_ms, offset_ms, source, leg, name, attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            marker.call.0 as i64,
-            seq,
-            marker.unix_ms as i64,
-            marker.offset.as_secs_f64() * 1e3,
-            marker.source.to_string(),
-            marker.leg,
-            marker.name,
-            attributes_json(marker)
-        ],
-    )?;
-    Ok(())
+/// The embedded store's writer side.
+pub(super) struct SqliteSink {
+    pub(super) connection: Connection,
+    pub(super) replica: String,
 }
 
-/// A marker that arrives after its call's summary is final.
-pub(super) fn append_late_marker(transaction: &Transaction<'_>, marker: &Marker) -> rusqlite::Result<()> {
-    transaction.execute(
-        "INSERT INTO markers (call_id, seq, unix_ms, offset_ms, source, leg, name, attributes)
-         SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7 FROM markers WHERE call_id = ?1",
-        params![
-            marker.call.0 as i64,
-            marker.unix_ms as i64,
-            marker.offset.as_secs_f64() * 1e3,
-            marker.source.to_string(),
-            marker.leg,
-            marker.name,
-            attributes_json(marker)
-        ],
-    )?;
-    Ok(())
+fn refused(error: rusqlite::Error) -> SinkError {
+    match error.sqlite_error_code() {
+        // The disk is full or the file is locked: the batch is kept and tried again.
+        Some(ErrorCode::DiskFull | ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::SystemIoFailure) => {
+            SinkError::Unavailable(error.to_string())
+        }
+        _ => SinkError::Refused(error.to_string()),
+    }
 }
 
-pub(super) fn insert_call(transaction: &Transaction<'_>, marker: &Marker) -> rusqlite::Result<()> {
-    transaction.execute(
-        "INSERT OR IGNORE INTO calls (call_id, started_ms, path, component, outcome) VALUES (?1, ?2, ?3, ?4, 'live')",
-        params![marker.call.0 as i64, marker.unix_ms as i64, marker.text("path"), marker.text("component")],
-    )?;
-    Ok(())
+impl Sink for SqliteSink {
+    fn commit(&mut self, writes: &[Write]) -> Result<(), SinkError> {
+        let transaction = self.connection.transaction().map_err(refused)?;
+        for write in writes {
+            apply(&transaction, &self.replica, write).map_err(refused)?;
+        }
+        transaction.commit().map_err(refused)
+    }
+
+    fn apply_retention(&mut self, retention: Retention, now_ms: i64) -> Result<(), SinkError> {
+        apply_retention(&self.connection, retention, now_ms).map_err(refused)
+    }
 }
 
-/// A `call.identified` marker's reference.
-pub(super) fn insert_reference(transaction: &Transaction<'_>, marker: &Marker, seq: i64) -> rusqlite::Result<()> {
-    let (Some(kind), Some(value)) = (marker.text("kind"), marker.text("value")) else { return Ok(()) };
-    transaction.execute(
-        "INSERT OR REPLACE INTO call_refs (call_id, seq, kind, value) VALUES (?1, ?2, ?3, ?4)",
-        params![marker.call.0 as i64, seq, kind, value],
-    )?;
-    Ok(())
+fn apply(transaction: &Transaction<'_>, replica: &str, write: &Write) -> rusqlite::Result<usize> {
+    match write {
+        Write::Marker { seq: Some(seq), marker } => transaction.execute(
+            "INSERT OR REPLACE INTO markers (call_id, seq, unix_ms, offset_ms, source, leg, name, attributes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                marker.call.0 as i64,
+                seq,
+                marker.unix_ms as i64,
+                marker.offset.as_secs_f64() * 1e3,
+                marker.source.to_string(),
+                marker.leg,
+                marker.name,
+                attributes_json(marker)
+            ],
+        ),
+        Write::Marker { seq: None, marker } => transaction.execute(
+            "INSERT INTO markers (call_id, seq, unix_ms, offset_ms, source, leg, name, attributes)
+             SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7 FROM markers WHERE call_id = ?1",
+            params![
+                marker.call.0 as i64,
+                marker.unix_ms as i64,
+                marker.offset.as_secs_f64() * 1e3,
+                marker.source.to_string(),
+                marker.leg,
+                marker.name,
+                attributes_json(marker)
+            ],
+        ),
+        Write::Call { id, started_ms, path, component } => transaction.execute(
+            "INSERT OR IGNORE INTO calls (call_id, replica, started_ms, path, component, outcome) VALUES (?1, ?2, ?3, ?4, ?5, 'live')",
+            params![*id as i64, replica, started_ms, path, component],
+        ),
+        Write::Reference { id, seq, kind, value } => transaction.execute(
+            "INSERT OR REPLACE INTO call_refs (call_id, seq, kind, value) VALUES (?1, ?2, ?3, ?4)",
+            params![*id as i64, seq, kind, value],
+        ),
+        Write::Summary { id, outcome, failing_leg, cause, version, close_code, ended_ms } => transaction.execute(
+            "UPDATE calls SET outcome = ?2, failing_leg = ?3, cause = ?4, version = COALESCE(?5, version),
+             close_code = COALESCE(?6, close_code), ended_ms = COALESCE(?7, ended_ms) WHERE call_id = ?1",
+            params![*id as i64, outcome, failing_leg, cause, version, close_code, ended_ms],
+        ),
+    }
 }
 
-const SUMMARY_COLUMNS: &str = "call_id, started_ms, ended_ms, outcome, failing_leg, cause, component, version, close_code";
+const SUMMARY_COLUMNS: &str = "call_id, started_ms, ended_ms, outcome, failing_leg, cause, component, version, close_code, replica";
 
 fn summary(connection: &Connection, row: &Row<'_>, now_ms: i64) -> rusqlite::Result<CallSummary> {
     let call_id: i64 = row.get(0)?;
@@ -147,6 +177,7 @@ fn summary(connection: &Connection, row: &Row<'_>, now_ms: i64) -> rusqlite::Res
         component: row.get(6)?,
         version: row.get(7)?,
         close_code: row.get(8)?,
+        replica: row.get(9)?,
     })
 }
 
@@ -183,10 +214,10 @@ pub(super) fn find(connection: &Connection, key: &str, now_ms: i64) -> rusqlite:
     rows.next()?.map(|row| summary(connection, row, now_ms)).transpose()
 }
 
-pub(super) fn timeline(connection: &Connection, call_id: &str) -> rusqlite::Result<Vec<StoredMarker>> {
+pub(super) fn timeline(connection: &Connection, call: &CallSummary) -> rusqlite::Result<Vec<StoredMarker>> {
     let mut statement = connection
         .prepare_cached("SELECT offset_ms, unix_ms, source, leg, name, attributes FROM markers WHERE call_id = ?1 ORDER BY seq")?;
-    let rows = statement.query_map(params![parse_call_id(call_id).unwrap_or(-1)], |row| {
+    let rows = statement.query_map(params![parse_call_id(&call.call_id).unwrap_or(-1)], |row| {
         let attributes: String = row.get(5)?;
         Ok(StoredMarker {
             offset_ms: row.get(0)?,
