@@ -28,6 +28,19 @@ if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# PostgreSQL, for the shared call store and the fleet tests (a server started by the tests
+# on a Unix socket in a temporary directory; the package's own cluster is not used).
+if [ "${1:-}" = "--tests" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing postgresql (for the shared call store tests)" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "setup: PostgreSQL is missing and cannot be installed here (needs root and apt-get);" >&2
+    echo "       the shared call store and fleet tests will fail until it is installed" >&2
+  fi
+fi
+
 if [ "${1:-}" = "--tests" ]; then
   venv=target/py
   requirements=scripts/requirements-test.txt

@@ -25,12 +25,14 @@
 
 pub mod client;
 mod compiled;
+pub mod database;
 pub mod fake_http;
 pub mod fake_server;
 pub mod guests;
 pub mod host;
 
 pub use client::TestClient;
+pub use database::TestPostgres;
 pub use fake_http::{FakeHttpServer, RecordedRequest, Reply, RunningHttpServer};
 pub use fake_server::{FakeServer, Handshake, RunningServer};
 pub use host::{ComponentSpec, Deadlines, HostBuilder, TestHost};

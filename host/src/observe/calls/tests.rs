@@ -122,3 +122,67 @@ fn a_version_1_database_is_migrated_and_its_calls_found_by_sid() {
     let connection = sqlite_connection(&store);
     assert!(sqlite::exists(&connection, 8).expect("query"));
 }
+
+fn postgres_store(server: &switchboard_harness::TestPostgres, replica: &str) -> CallStore {
+    let tls = crate::net::tls::client_config(&[]).expect("tls");
+    let database = postgres::Database::new(&server.url(), tls).expect("a connection string");
+    CallStore::connect(database, Retention::default(), replica).expect("store")
+}
+
+/// Two replicas' stores on one real PostgreSQL server: each sees both replicas' calls,
+/// with the replica that took each, even when both gave a call the same id.
+#[test]
+fn replicas_share_a_postgres_store() {
+    let server = switchboard_harness::TestPostgres::start().expect("PostgreSQL starts");
+    let (a, b) = (postgres_store(&server, "replica-a"), postgres_store(&server, "replica-b"));
+    record_call(&a, 1, 1_000, false);
+    record_call(&b, 1, 2_000, true);
+    record_call(&b, 3, 3_000, false);
+    assert!(a.flush(Duration::from_secs(20)) && b.flush(Duration::from_secs(20)), "both writers committed");
+
+    for store in [&a, &b] {
+        let calls = store.list(&CallFilter::default()).expect("list");
+        let seen: Vec<(&str, Option<&str>, &str)> =
+            calls.iter().map(|c| (c.call_id.as_str(), c.replica.as_deref(), c.outcome.as_str())).collect();
+        assert_eq!(
+            seen,
+            [("call-3", Some("replica-b"), "ok"), ("call-1", Some("replica-b"), "failed"), ("call-1", Some("replica-a"), "ok")]
+        );
+    }
+    let failed = a.find("CA1").expect("find").expect("by sid");
+    assert_eq!(failed.replica.as_deref(), Some("replica-b"), "the newest call with that SID");
+    assert_eq!(failed.failing_leg.as_deref(), Some("deepgram"));
+    let timeline = a.timeline(&failed).expect("timeline");
+    assert_eq!(timeline.len(), 7, "the markers of replica-b's call-1 only");
+    assert_eq!(timeline[4].leg, "deepgram");
+    let filtered = b.list(&CallFilter { outcome: Some("failed".into()), ..CallFilter::default() }).expect("list");
+    assert_eq!(filtered.len(), 1);
+}
+
+/// The database stops: recording goes on without blocking, queries say the store is
+/// unavailable, and what was recorded meanwhile is written once it is back.
+#[test]
+fn markers_wait_for_postgres_to_come_back() {
+    let mut server = switchboard_harness::TestPostgres::start().expect("PostgreSQL starts");
+    let store = postgres_store(&server, "replica-a");
+    store.record(&marker(1, "call.accepted", &[("path", "/twilio/media")], 1_000));
+    assert!(store.flush(Duration::from_secs(20)));
+    server.stop().expect("PostgreSQL stops");
+
+    store.record(&marker(1, "instance.started", &[("version", "1")], 1_001));
+    store.record(&marker(1, "call.closed", &[("code", "1000")], 1_500));
+    store.record(&marker(2, "call.accepted", &[], 1_600));
+    assert!(!store.flush(Duration::from_secs(2)), "nothing can be committed while the database is down");
+    assert_eq!(store.pending(), 3, "the markers wait in the writer's buffer");
+    assert!(store.unavailable());
+    assert!(matches!(store.list(&CallFilter::default()), Err(StoreError::Unavailable(_))), "queries say so");
+
+    server.resume().expect("PostgreSQL starts again");
+    assert!(store.flush(Duration::from_secs(20)), "the buffer is written once the database is back");
+    assert_eq!((store.pending(), store.dropped(), store.unavailable()), (0, 0, false));
+    let calls = store.list(&CallFilter::default()).expect("list");
+    let seen: Vec<(&str, &str)> = calls.iter().map(|c| (c.call_id.as_str(), c.outcome.as_str())).collect();
+    assert_eq!(seen, [("call-2", "live"), ("call-1", "ok")]);
+    assert_eq!(store.timeline(&calls[1]).expect("timeline").len(), 3, "no marker lost");
+    assert_eq!(calls[1].duration_ms, Some(500));
+}
