@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::deploy::artifacts::ArtifactStore;
+use crate::deploy::fleet::Fleet;
 use crate::deploy::versions::Versions;
 use crate::observe::calls::CallStore;
 use crate::observe::metrics::Metrics;
@@ -115,7 +116,9 @@ impl Switchboard {
         let acceptor = |tls: &crate::config::InboundTls| crate::net::tls::server_acceptor(&tls.cert, &tls.key);
         let tls = config.tls.as_ref().map(acceptor).transpose().map_err(StartError::Tls)?;
         let operator_tls = config.operator.tls.as_ref().map(acceptor).transpose().map_err(StartError::OperatorTls)?;
-        let state = HostState::new(Parts { config, versions, timeline, metrics, calls, tls, operator_tls });
+        let fleet =
+            config.store.database.clone().map(|database| Arc::new(Fleet::new(database, config.store.replica.clone(), versions.clone())));
+        let state = HostState::new(Parts { config, versions, timeline, metrics, calls, fleet, tls, operator_tls });
         Ok(Switchboard { state: Arc::new(state) })
     }
 
@@ -165,6 +168,10 @@ impl Switchboard {
         let public = tokio::spawn(crate::http::public::serve(self.state.clone(), listeners.public, stopped.clone()));
         let operator = tokio::spawn(crate::http::operator::serve(self.state.clone(), listeners.operator, stopped));
         let _watchers = crate::deploy::watch::start(&self.state.config, &self.state.versions);
+        let _fleet = match &self.state.fleet {
+            Some(fleet) => Some(fleet.start(tokio::runtime::Handle::current())?),
+            None => None,
+        };
         shutdown.await;
         tracing::info!("shutting down: new calls get 503; draining live calls");
         self.state.stop_taking_calls();

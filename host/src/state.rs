@@ -34,6 +34,8 @@ pub(crate) struct HostState {
     pub(crate) metrics: Arc<Metrics>,
     /// The persistent call store.
     pub(crate) calls: CallStore,
+    /// Fleet deploys, with a shared database.
+    pub(crate) fleet: Option<Arc<crate::deploy::fleet::Fleet>>,
     /// The next call id; ids start from the clock so they stay unique across restarts.
     next_call: AtomicU64,
     /// The public listener's TLS, when it serves `wss://`.
@@ -53,13 +55,14 @@ pub(crate) struct Parts {
     pub(crate) timeline: Timeline,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) calls: CallStore,
+    pub(crate) fleet: Option<Arc<crate::deploy::fleet::Fleet>>,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     pub(crate) operator_tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl HostState {
     pub(crate) fn new(parts: Parts) -> Self {
-        let Parts { config, versions, timeline, metrics, calls, tls, operator_tls } = parts;
+        let Parts { config, versions, timeline, metrics, calls, fleet, tls, operator_tls } = parts;
         HostState {
             call_slots: Arc::new(Semaphore::new(config.max_concurrent_calls as usize)),
             routes: config.routes.iter().map(|route| (route.path.clone(), route.clone())).collect(),
@@ -68,6 +71,7 @@ impl HostState {
             timeline,
             metrics,
             calls,
+            fleet,
             next_call: AtomicU64::new(call_id_base()),
             tls,
             operator_tls,

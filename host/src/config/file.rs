@@ -120,6 +120,9 @@ pub struct FileComponent {
     /// Name of a component bundled in the binary (`voice-pipeline`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub builtin: Option<String>,
+    /// An OCI reference: `oci://registry/repository:tag` or `…@sha256:<digest>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oci: Option<String>,
     /// Reload the `wasm` file when it changes (development).
     #[serde(default)]
     pub watch: bool,

@@ -157,6 +157,8 @@ pub enum ComponentSource {
     File(PathBuf),
     /// A component compiled into the binary.
     Builtin(Builtin),
+    /// A component in an OCI registry, pulled when the host starts.
+    Oci(crate::deploy::oci::OciReference),
 }
 
 /// Components bundled in the `switchboard` binary.

@@ -271,9 +271,12 @@ impl Validator<'_> {
         if component.watch && component.wasm.is_none() {
             return Err(self.invalid(key("watch"), "only a `wasm` file can be watched"));
         }
-        let source = match (&component.wasm, &component.builtin) {
-            (Some(path), None) => ComponentSource::File(self.existing_file(&key("wasm"), path)?),
-            (None, Some(builtin)) => {
+        let source = match (&component.wasm, &component.builtin, &component.oci) {
+            (Some(path), None, None) => ComponentSource::File(self.existing_file(&key("wasm"), path)?),
+            (None, None, Some(reference)) => ComponentSource::Oci(
+                crate::deploy::oci::OciReference::parse(reference).map_err(|e| self.invalid(key("oci"), e.to_string()))?,
+            ),
+            (None, Some(builtin), None) => {
                 let found = Builtin::ALL.iter().find(|(n, _)| n == builtin).map(|(_, b)| *b);
                 ComponentSource::Builtin(found.ok_or_else(|| {
                     let names: Vec<&str> = Builtin::ALL.iter().map(|(n, _)| *n).collect();
@@ -283,7 +286,8 @@ impl Validator<'_> {
             _ => {
                 return Err(self.invalid(
                     format!("components.{name}"),
-                    "set exactly one of `wasm = \"path/to/component.wasm\"` or `builtin = \"voice-pipeline\"`",
+                    "set exactly one of `wasm = \"path/to/component.wasm\"`, `builtin = \"voice-pipeline\"` or \
+                     `oci = \"oci://registry/repository:tag\"`",
                 ));
             }
         };

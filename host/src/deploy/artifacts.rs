@@ -52,6 +52,11 @@ impl ArtifactStore {
         Ok(ArtifactStore { dir: dir.map(Path::to_path_buf), engine_tag: format!("{:016x}", hasher.finish()), in_memory: Arc::default() })
     }
 
+    /// The store's directory, if it has one.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
     fn compiled_path(&self, digest: &str) -> Option<PathBuf> {
         self.dir.as_ref().map(|dir| dir.join("compiled").join(format!("{digest}-{}.cwasm", self.engine_tag)))
     }

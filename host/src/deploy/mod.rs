@@ -1,7 +1,11 @@
 //! Component versions and how they arrive: the catalogue of versions with hot swap
 //! ([`versions`]), the content-addressed store of their bytes and machine code
-//! ([`artifacts`]), and the file watch that redeploys a changed file ([`watch`]).
+//! ([`artifacts`]), the file watch that redeploys a changed file ([`watch`]), components from an OCI
+//! registry ([`oci`]), and the
+//! fleet's deploy rows every replica converges on ([`fleet`]).
 
 pub mod artifacts;
+pub mod fleet;
+pub mod oci;
 pub mod versions;
 pub mod watch;

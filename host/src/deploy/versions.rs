@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::config::ComponentConfig;
 use crate::config::ComponentSource;
 use crate::deploy::artifacts::{ArtifactStore, Compiled};
+use crate::deploy::oci::OciReference;
 use crate::runtime::{LoadError, LoadedComponent, Runtime, Sandbox};
 
 /// One compiled, checked version of a component.
@@ -125,6 +126,9 @@ pub enum DeployError {
     /// A rollback target that does not exist (or whose bytes are gone).
     #[error("{0}")]
     NoSuchVersion(String),
+    /// The registry could not give the component, or what it gave was not what was asked.
+    #[error(transparent)]
+    Registry(#[from] crate::deploy::oci::OciError),
     /// The blocking compile task failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -174,10 +178,16 @@ impl Versions {
         let mut entries = HashMap::new();
         for config in components {
             let sandbox = Arc::new(Sandbox::from_config(config, metrics.clone())?);
-            let bytes = source_bytes(config)?;
-            let source = match &config.source {
-                ComponentSource::File(path) => path.display().to_string(),
-                ComponentSource::Builtin(_) => "builtin".to_owned(),
+            let (bytes, source) = match &config.source {
+                ComponentSource::File(path) => (source_bytes(config)?, path.display().to_string()),
+                ComponentSource::Builtin(_) => (source_bytes(config)?, "builtin".to_owned()),
+                ComponentSource::Oci(reference) => {
+                    let registry = |message: String| LoadError::Registry { name: config.name.clone(), message };
+                    let (pinned, bytes) = block_on(crate::deploy::oci::fetch(&artifacts, reference))
+                        .map_err(|e| registry(e.to_string()))?
+                        .map_err(|e| registry(e.to_string()))?;
+                    (bytes, pinned.to_string())
+                }
             };
             let (loaded, digest, compiled) = compile_and_link(&runtime, &artifacts, &sandbox, &bytes)?;
             let (version, record) = new_version(&config.name, 1, digest, source, loaded, compiled);
@@ -226,6 +236,11 @@ impl Versions {
             .collect()
     }
 
+    /// The bytes of the version whose SHA-256 is `digest`, from the artifact store.
+    pub fn source_of(&self, digest: &str) -> Option<Vec<u8>> {
+        self.artifacts.source(digest)
+    }
+
     fn info(&self, component: &str, number: u32) -> Option<VersionInfo> {
         self.list().into_iter().find(|v| v.component == component && v.number == number)
     }
@@ -255,6 +270,22 @@ impl Versions {
         };
         tracing::info!(component, version = number, compiled = label(compiled), "deployed");
         self.deployed(component, number, compiled, started)
+    }
+
+    /// Pulls the component `reference` names (verified by digest) and deploys it; the
+    /// version's source is the reference pinned to its manifest digest.
+    pub async fn deploy_reference(&self, component: &str, reference: &OciReference) -> Result<Deployed, DeployError> {
+        if self.current(component).is_none() {
+            return Err(DeployError::UnknownComponent(component.to_owned()));
+        }
+        let (pinned, bytes) = crate::deploy::oci::fetch(&self.artifacts, reference).await?;
+        self.deploy(component, bytes, pinned.to_string()).await
+    }
+
+    /// The bytes a reference names, pinned (verified by digest; from the data directory
+    /// when pulled before).
+    pub async fn fetch_reference(&self, reference: &OciReference) -> Result<(OciReference, Vec<u8>), crate::deploy::oci::OciError> {
+        crate::deploy::oci::fetch(&self.artifacts, reference).await
     }
 
     fn deployed(&self, component: &str, number: u32, compiled: Compiled, started: Instant) -> Result<Deployed, DeployError> {
@@ -359,6 +390,18 @@ pub fn source_bytes(config: &ComponentConfig) -> Result<Vec<u8>, LoadError> {
             std::fs::read(path).map_err(|source| LoadError::Read { name: config.name.clone(), path: path.clone(), source })
         }
         ComponentSource::Builtin(builtin) => Ok(builtin.wasm().to_vec()),
+        ComponentSource::Oci(reference) => {
+            Err(LoadError::Registry { name: config.name.clone(), message: format!("{reference} is pulled when the host starts") })
+        }
+    }
+}
+
+/// Runs `future` to completion from blocking code (loading runs in `spawn_blocking`, or
+/// outside any runtime).
+fn block_on<F: std::future::Future>(future: F) -> std::io::Result<F::Output> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => Ok(handle.block_on(future)),
+        Err(_) => Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(future)),
     }
 }
 

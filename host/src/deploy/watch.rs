@@ -32,7 +32,7 @@ pub(crate) fn start(config: &Config, versions: &Arc<Versions>) -> Watchers {
         .filter(|c| c.watch)
         .filter_map(|c| match &c.source {
             ComponentSource::File(path) => Some((c.name.clone(), path.clone())),
-            ComponentSource::Builtin(_) => None,
+            ComponentSource::Builtin(_) | ComponentSource::Oci(_) => None,
         })
         .map(|(name, path)| tokio::spawn(watch(versions.clone(), name, path)).abort_handle())
         .collect();

@@ -8,7 +8,13 @@
 //! | `GET /admin/components` | | every version, JSON |
 //! | `PUT /admin/components/{name}` | the `.wasm` bytes | the new current version, or 422 with the reason |
 //! | `POST /admin/components/{name}/deploy-file` | `{"path": "/srv/x.wasm"}` | likewise |
+//! | `POST /admin/components/{name}/deploy-ref` | `{"reference": "oci://…"}` | likewise; 422 for a wrong digest, 502 when the registry cannot be reached |
 //! | `POST /admin/components/{name}/rollback` | `{"to": 3}` or nothing | the version now current |
+//!
+//! With a shared database (`SWITCHBOARD_DATABASE_URL`) every successful deploy or rollback
+//! is also published to the fleet ([`crate::deploy::fleet`]); the answer's `fleet` says
+//! whether it was (`{"published": false, "error": …}` while the database is away: the
+//! version then runs on this replica only).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -20,6 +26,7 @@ use axum::routing::{get, post, put};
 use serde::Deserialize;
 
 use super::auth::{Access, allowed, unauthorized};
+use crate::deploy::oci::{OciError, OciReference};
 use crate::deploy::versions::{DeployError, Deployed};
 use crate::state::Shared;
 
@@ -32,6 +39,7 @@ pub(crate) fn router(host: Shared) -> Router<Shared> {
         .route("/components/{name}", put(upload))
         .route("/components/{name}/deploy-file", post(deploy_file))
         .route("/components/{name}/rollback", post(rollback))
+        .route("/components/{name}/deploy-ref", post(deploy_reference))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
         .layer(axum::middleware::from_fn_with_state(host, authorize))
 }
@@ -51,13 +59,46 @@ async fn list(State(host): State<Shared>) -> Response {
     axum::Json(host.versions.list()).into_response()
 }
 
-fn answer(result: Result<Deployed, DeployError>) -> Response {
+/// The answer to a deploy or rollback. In a fleet (a shared database), the version now
+/// current is published for the other replicas once it serves here, and the answer's
+/// `fleet` says whether that worked.
+async fn answer(host: &Shared, result: Result<Deployed, DeployError>) -> Response {
     match result {
-        Ok(deployed) => axum::Json(deployed).into_response(),
+        Ok(deployed) => {
+            let mut body = serde_json::to_value(&deployed).unwrap_or_default();
+            if let Some(fleet) = host.fleet.clone() {
+                let (versions, version) = (host.versions.clone(), deployed.version.clone());
+                let published = tokio::task::spawn_blocking(move || {
+                    // A registry's component is fetched by its pinned reference; other
+                    // bytes travel in the row.
+                    let reference = version.source.starts_with("oci://").then_some(version.source.as_str());
+                    let bytes = match reference {
+                        Some(_) => Vec::new(),
+                        None => versions
+                            .source_of(&version.digest)
+                            .ok_or_else(|| format!("the bytes of {} are not in the artifact store", version.digest))?,
+                    };
+                    fleet.publish(&version.component, &version.digest, &version.source, reference, &bytes).map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                body["fleet"] = match published {
+                    Ok(()) => serde_json::json!({ "published": true }),
+                    Err(error) => {
+                        tracing::warn!("{error}");
+                        serde_json::json!({ "published": false, "error": error })
+                    }
+                };
+            }
+            axum::Json(body).into_response()
+        }
         Err(error) => {
             let status = match error {
                 DeployError::UnknownComponent(_) | DeployError::NoSuchVersion(_) => StatusCode::NOT_FOUND,
                 DeployError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                DeployError::Registry(OciError::DigestMismatch { .. } | OciError::NotAComponent { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+                DeployError::Registry(OciError::NotFound { .. }) => StatusCode::NOT_FOUND,
+                DeployError::Registry(_) => StatusCode::BAD_GATEWAY,
                 DeployError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
             tracing::warn!("deploy refused: {error}");
@@ -71,7 +112,7 @@ async fn upload(State(host): State<Shared>, Path(name): Path<String>, headers: a
         tracing::warn!(component = name, "upload refused: {refusal}");
         return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(serde_json::json!({ "error": refusal }))).into_response();
     }
-    answer(host.versions.deploy(&name, body.to_vec(), "upload".to_owned()).await)
+    answer(&host, host.versions.deploy(&name, body.to_vec(), "upload".to_owned()).await).await
 }
 
 /// Checks an upload against the SHA-256 the client sent in `Content-Digest`
@@ -102,12 +143,28 @@ struct FileRequest {
 
 async fn deploy_file(State(host): State<Shared>, Path(name): Path<String>, axum::Json(request): axum::Json<FileRequest>) -> Response {
     match tokio::fs::read(&request.path).await {
-        Ok(bytes) => answer(host.versions.deploy(&name, bytes, request.path.display().to_string()).await),
+        Ok(bytes) => answer(&host, host.versions.deploy(&name, bytes, request.path.display().to_string()).await).await,
         Err(error) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             axum::Json(serde_json::json!({ "error": format!("cannot read {}: {error}", request.path.display()) })),
         )
             .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReferenceRequest {
+    reference: String,
+}
+
+async fn deploy_reference(
+    State(host): State<Shared>,
+    Path(name): Path<String>,
+    axum::Json(request): axum::Json<ReferenceRequest>,
+) -> Response {
+    match OciReference::parse(&request.reference) {
+        Ok(reference) => answer(&host, host.versions.deploy_reference(&name, &reference).await).await,
+        Err(error) => (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(serde_json::json!({ "error": error.to_string() }))).into_response(),
     }
 }
 
@@ -127,5 +184,5 @@ async fn rollback(State(host): State<Shared>, Path(name): Path<String>, body: By
             }
         }
     };
-    answer(host.versions.rollback(&name, request.to).await)
+    answer(&host, host.versions.rollback(&name, request.to).await).await
 }

@@ -195,6 +195,15 @@ impl OperatorClient {
         parse_json(status, &body)
     }
 
+    /// Points a component at an OCI reference.
+    pub async fn deploy_reference(&self, component: &str, reference: &str) -> Result<serde_json::Value> {
+        let body = serde_json::json!({ "reference": reference }).to_string().into_bytes();
+        let (status, body) = self
+            .send(http::Method::POST, &format!("/admin/components/{}/deploy-ref", encode_segment(component)), body, "application/json")
+            .await?;
+        parse_json(status, &body)
+    }
+
     /// Makes version `to` (default: the one before the current) current again.
     pub async fn rollback(&self, component: &str, to: Option<u32>) -> Result<serde_json::Value> {
         let body = to.map(|n| serde_json::json!({ "to": n }).to_string().into_bytes()).unwrap_or_default();

@@ -17,6 +17,14 @@ pub enum LoadError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The component could not be pulled from its registry.
+    #[error("component `{name}`: {message}")]
+    Registry {
+        /// Component name.
+        name: String,
+        /// Why.
+        message: String,
+    },
     /// Not a valid component.
     #[error("component `{name}`: not a valid WebAssembly component: {message}")]
     Compile {

@@ -70,6 +70,14 @@ pub(crate) enum DeployAction {
         /// The `.wasm` file.
         file: PathBuf,
     },
+    /// Point COMPONENT at a component in an OCI registry: pulled by the host, checked
+    /// against the reference's digest, and deployed (in a fleet, on every replica).
+    Ref {
+        /// The component's name.
+        component: String,
+        /// `oci://registry/repository:tag` or `oci://registry/repository@sha256:…`.
+        reference: String,
+    },
     /// List every component version.
     List,
     /// Make an earlier version current again (default: the one before the current).
@@ -139,6 +147,15 @@ pub(crate) enum Command {
         limit: u32,
         #[command(subcommand)]
         action: Option<CallsAction>,
+    },
+    /// Publish a component to an OCI registry (the wasm artifact layout) and print its
+    /// pinned reference, `oci://…:tag@sha256:…`. Credentials and TLS settings come from
+    /// SWITCHBOARD_REGISTRY_USERNAME, _PASSWORD, _CA_FILE and _INSECURE.
+    Push {
+        /// The `.wasm` component.
+        file: PathBuf,
+        /// Where to push it: `oci://registry/repository:tag`.
+        reference: String,
     },
     /// Manage component versions on a running host through its deploy API.
     Deploy {

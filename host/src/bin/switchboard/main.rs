@@ -36,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Demo { speed, drop_deepgram_after, agent } => run_demo(speed, drop_deepgram_after, agent).await,
         Command::Serve { config, listen, operator_listen, ready_file } => serve::run(config, listen, operator_listen, ready_file).await,
+        Command::Push { file, reference } => deploy::push(&file, &reference).await,
         Command::Deploy { operator, admin_token_env, action } => deploy::run(&operator, &admin_token_env, action).await,
         Command::Calls { operator, db, outcome, leg, limit, action } => calls::run(&operator, db, outcome, leg, limit, action).await,
         Command::Compile { config, files } => compile::run(config, files).await,
