@@ -28,6 +28,18 @@ if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# docker-registry (the distribution registry), for the OCI component tests.
+if [ "${1:-}" = "--tests" ] && [ ! -x /usr/bin/docker-registry ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing docker-registry (for the OCI registry tests)" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
+  else
+    echo "setup: docker-registry is missing and cannot be installed here (needs root and apt-get);" >&2
+    echo "       the OCI registry and fleet tests will fail until it is installed" >&2
+  fi
+fi
+
 # PostgreSQL, for the shared call store and the fleet tests (a server started by the tests
 # on a Unix socket in a temporary directory; the package's own cluster is not used).
 if [ "${1:-}" = "--tests" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

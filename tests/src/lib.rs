@@ -30,12 +30,14 @@ pub mod fake_http;
 pub mod fake_server;
 pub mod guests;
 pub mod host;
+pub mod registry;
 
 pub use client::TestClient;
 pub use database::TestPostgres;
 pub use fake_http::{FakeHttpServer, RecordedRequest, Reply, RunningHttpServer};
 pub use fake_server::{FakeServer, Handshake, RunningServer};
 pub use host::{ComponentSpec, Deadlines, HostBuilder, TestHost};
+pub use registry::TestRegistry;
 /// The Twilio caller and Deepgram simulators (crate `switchboard-sim`).
 pub use switchboard_sim as sim;
 /// A CA made at test time (from `switchboard-sim`).

@@ -65,6 +65,14 @@ fn registry_error(reference: &OciReference, error: oci_client::errors::OciDistri
     match error {
         E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => OciError::Unauthorized { reference: reference.to_string(), message },
         E::ImageManifestNotFoundError(_) => OciError::NotFound { reference: reference.to_string(), message },
+        E::RegistryError { envelope, .. }
+            if envelope.errors.iter().any(|e| {
+                use oci_client::errors::OciErrorCode as C;
+                matches!(e.code, C::ManifestUnknown | C::NameUnknown | C::BlobUnknown)
+            }) =>
+        {
+            OciError::NotFound { reference: reference.to_string(), message }
+        }
         E::RequestError(_) => OciError::Unreachable { reference: reference.to_string(), message: format!("{error:#}") },
         _ => OciError::Registry { reference: reference.to_string(), message },
     }

@@ -265,6 +265,18 @@ pub(super) struct PostgresReader {
     client: Mutex<Option<Client>>,
 }
 
+impl Drop for PostgresReader {
+    fn drop(&mut self) {
+        // Closing a connection blocks on the client's own runtime, which must not happen on
+        // an async thread (the last clone of a store may be dropped on one): close it on a
+        // thread of its own.
+        let slot = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = slot.take() {
+            let _ = std::thread::Builder::new().name("switchboard-store-close".to_owned()).spawn(move || drop(client));
+        }
+    }
+}
+
 const SUMMARY: &str = "SELECT c.call_id, c.started_ms, c.ended_ms, c.outcome, c.failing_leg, c.cause, c.component, c.version,
         c.close_code, c.replica,
         COALESCE((SELECT json_agg(json_build_object('kind', r.kind, 'value', r.value) ORDER BY r.seq)
