@@ -64,8 +64,20 @@ impl Replica {
         reference: &str,
         deepgram: &switchboard_sim::deepgram::RunningSim,
         ca: &TestCa,
-        postgres: &TestPostgres,
+        postgres: Option<&TestPostgres>,
     ) -> Replica {
+        Self::try_start(name, dir, reference, deepgram, ca, postgres).await.unwrap_or_else(|log| panic!("{name} did not start: {log}"))
+    }
+
+    /// Starts a replica; its log when it exits instead of listening.
+    async fn try_start(
+        name: &'static str,
+        dir: &Path,
+        reference: &str,
+        deepgram: &switchboard_sim::deepgram::RunningSim,
+        ca: &TestCa,
+        postgres: Option<&TestPostgres>,
+    ) -> Result<Replica, String> {
         let (public, operator) = (free_port(), free_port());
         let quote = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
         let config = dir.join(format!("{name}.toml"));
@@ -89,11 +101,14 @@ impl Replica {
         )
         .expect("config");
         let log = dir.join(format!("{name}.log"));
-        let process = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        if let Some(postgres) = postgres {
+            command.env("SWITCHBOARD_DATABASE_URL", postgres.url());
+        }
+        let process = command
             .arg("serve")
             .arg("--config")
             .arg(&config)
-            .env("SWITCHBOARD_DATABASE_URL", postgres.url())
             .env("SWITCHBOARD_REPLICA", name)
             .env("SWITCHBOARD_REGISTRY_CA_FILE", ca.pem_path())
             .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -103,13 +118,15 @@ impl Replica {
             .kill_on_drop(true)
             .spawn()
             .expect("switchboard serve starts");
-        let replica = Replica { name, public, operator, process, log };
+        let mut replica = Replica { name, public, operator, process, log };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         while tokio::net::TcpStream::connect(("127.0.0.1", public)).await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "{name} did not listen: {}", replica.log());
+            if tokio::time::Instant::now() > deadline || replica.process.try_wait().ok().flatten().is_some() {
+                return Err(replica.log());
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        replica
+        Ok(replica)
     }
 
     fn log(&self) -> String {
@@ -181,8 +198,8 @@ async fn two_replicas_share_a_registry_and_a_database() {
     assert!(v1.starts_with(&format!("{repository}:v1@sha256:")), "{v1}");
 
     // Both replicas start on the v1 tag.
-    let mut a = Replica::start("replica-a", dir.path(), &format!("{repository}:v1"), &deepgram, &ca, &postgres).await;
-    let b = Replica::start("replica-b", dir.path(), &format!("{repository}:v1"), &deepgram, &ca, &postgres).await;
+    let mut a = Replica::start("replica-a", dir.path(), &format!("{repository}:v1"), &deepgram, &ca, Some(&postgres)).await;
+    let b = Replica::start("replica-b", dir.path(), &format!("{repository}:v1"), &deepgram, &ca, Some(&postgres)).await;
     assert_eq!((a.version().await, b.version().await), ("version:v1".to_owned(), "version:v1".to_owned()));
 
     // A deploy of v2 by reference through replica A reaches B too.
@@ -274,4 +291,34 @@ async fn two_replicas_share_a_registry_and_a_database() {
     assert!(names.contains(&"call.accepted") && names.contains(&"call.closed"), "every marker recorded after the outage: {names:?}");
     let (_, metrics) = http_get(b.operator, "/metrics").await;
     assert!(metrics.contains("switchboard_store_markers_dropped 0"), "nothing dropped: {metrics}");
+}
+
+/// What a host pulled is kept in its data directory: restarted with the registry down, it
+/// serves the same component from a pinned reference, and from a tag it resolved before;
+/// a reference it never pulled fails the start with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_does_not_pull_again() {
+    let ca = TestCa::new().expect("test CA");
+    let mut registry = TestRegistry::start(&ca).expect("docker-registry starts");
+    let deepgram = DeepgramSim::new().tls(ca.server_config().expect("TLS")).start().await.expect("Deepgram");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repository = registry.reference("acme/versioned");
+    let pinned = switchboard(&ca, &["push", switchboard_harness::guests::VERSIONED_V2, &format!("{repository}:v2")]).await.expect("push");
+    let pinned = pinned.trim().to_owned();
+    let tag = format!("{repository}:v2");
+
+    for reference in [&pinned, &tag] {
+        let mut host = Replica::start("single", dir.path(), reference, &deepgram, &ca, None).await;
+        assert_eq!(host.version().await, "version:v2");
+        host.process.kill().await.expect("stop");
+    }
+    registry.stop().expect("the registry stops");
+    for reference in [&pinned, &tag] {
+        let mut host = Replica::start("single", dir.path(), reference, &deepgram, &ca, None).await;
+        assert_eq!(host.version().await, "version:v2", "{reference} served from the data directory with the registry down");
+        host.process.kill().await.expect("stop");
+    }
+    let never = format!("{repository}:never-pulled");
+    let log = Replica::try_start("other", dir.path(), &never, &deepgram, &ca, None).await.err().expect("refuses to start");
+    assert!(log.contains("cannot reach the registry") && log.contains("never-pulled"), "{log}");
 }
