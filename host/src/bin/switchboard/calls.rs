@@ -50,13 +50,14 @@ fn when(ms: i64) -> String {
 
 fn line(call: &CallSummary) -> String {
     format!(
-        "{:<24} {:<36} {:>9} {:>7}  {:<11} {:<9} {}",
+        "{:<24} {:<36} {:>9} {:>7}  {:<11} {:<9} {:<16} {}",
         call.call_id,
         call.references.first().map_or("-", |r| r.value.as_str()),
         when(call.started_ms),
         seconds(call.duration_ms),
         call.outcome,
         call.failing_leg.as_deref().unwrap_or("-"),
+        call.replica.as_deref().unwrap_or("-"),
         call.cause.as_deref().unwrap_or(""),
     )
 }
@@ -64,7 +65,10 @@ fn line(call: &CallSummary) -> String {
 /// Recent calls, newest first: a header and a line each.
 fn list(calls: &[CallSummary]) -> Vec<String> {
     let mut lines =
-        vec![format!("{:<24} {:<36} {:>9} {:>7}  {:<11} {:<9} {}", "CALL", "REFERENCE", "STARTED", "LENGTH", "OUTCOME", "LEG", "CAUSE")];
+        vec![format!(
+            "{:<24} {:<36} {:>9} {:>7}  {:<11} {:<9} {:<16} {}",
+            "CALL", "REFERENCE", "STARTED", "LENGTH", "OUTCOME", "LEG", "REPLICA", "CAUSE"
+        )];
     lines.extend(calls.iter().map(line));
     if calls.is_empty() {
         lines.push("(no calls)".to_owned());
