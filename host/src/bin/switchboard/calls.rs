@@ -64,11 +64,10 @@ fn line(call: &CallSummary) -> String {
 
 /// Recent calls, newest first: a header and a line each.
 fn list(calls: &[CallSummary]) -> Vec<String> {
-    let mut lines =
-        vec![format!(
-            "{:<24} {:<36} {:>9} {:>7}  {:<11} {:<9} {:<16} {}",
-            "CALL", "REFERENCE", "STARTED", "LENGTH", "OUTCOME", "LEG", "REPLICA", "CAUSE"
-        )];
+    let mut lines = vec![format!(
+        "{:<24} {:<36} {:>9} {:>7}  {:<11} {:<9} {:<16} {}",
+        "CALL", "REFERENCE", "STARTED", "LENGTH", "OUTCOME", "LEG", "REPLICA", "CAUSE"
+    )];
     lines.extend(calls.iter().map(line));
     if calls.is_empty() {
         lines.push("(no calls)".to_owned());
