@@ -17,6 +17,7 @@ use crate::deploy::artifacts::ArtifactStore;
 use crate::deploy::fleet::Fleet;
 use crate::deploy::versions::Versions;
 use crate::observe::calls::CallStore;
+use crate::observe::calls::postgres::Database;
 use crate::observe::metrics::Metrics;
 use crate::observe::timeline::Timeline;
 use crate::runtime::{EngineSettings, LoadError, Runtime};
@@ -51,6 +52,9 @@ pub enum StartError {
     /// The data directory cannot be used.
     #[error("data directory: {0}")]
     DataDir(String),
+    /// The shared database's settings are unusable.
+    #[error("call store database: {0}")]
+    Database(String),
 }
 
 /// A host ready to serve: cheap to clone.
@@ -102,7 +106,15 @@ impl Switchboard {
         let metrics = Arc::new(Metrics::new());
         let versions = Arc::new(Versions::load(Arc::new(runtime), artifacts, &components, &metrics)?);
         let replica = config.store.replica.as_str();
-        let calls = match (&config.store.database, &config.data_dir) {
+        let database = match &config.store.database {
+            Some(settings) => {
+                let extra_roots: Vec<_> = settings.ca_file.iter().cloned().collect();
+                let tls = crate::net::tls::client_config(&extra_roots).map_err(|e| StartError::Database(e.to_string()))?;
+                Some(Database::new(&settings.url.0, tls).map_err(StartError::Database)?)
+            }
+            None => None,
+        };
+        let calls = match (&database, &config.data_dir) {
             (Some(database), _) => CallStore::connect(database.clone(), config.retention, replica),
             (None, Some(dir)) => CallStore::open(&dir.join("calls.db"), config.retention, replica),
             (None, None) => CallStore::open_temporary(config.retention, replica),
@@ -116,8 +128,7 @@ impl Switchboard {
         let acceptor = |tls: &crate::config::InboundTls| crate::net::tls::server_acceptor(&tls.cert, &tls.key);
         let tls = config.tls.as_ref().map(acceptor).transpose().map_err(StartError::Tls)?;
         let operator_tls = config.operator.tls.as_ref().map(acceptor).transpose().map_err(StartError::OperatorTls)?;
-        let fleet =
-            config.store.database.clone().map(|database| Arc::new(Fleet::new(database, config.store.replica.clone(), versions.clone())));
+        let fleet = database.map(|database| Arc::new(Fleet::new(database, config.store.replica.clone(), versions.clone())));
         let state = HostState::new(Parts { config, versions, timeline, metrics, calls, fleet, tls, operator_tls });
         Ok(Switchboard { state: Arc::new(state) })
     }

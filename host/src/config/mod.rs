@@ -9,6 +9,7 @@
 
 mod error;
 mod file;
+pub mod oci;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -76,9 +77,28 @@ pub const DATABASE_CA_ENV: &str = "SWITCHBOARD_DATABASE_CA_FILE";
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// The shared PostgreSQL database; none = SQLite in the data directory.
-    pub database: Option<crate::observe::calls::postgres::Database>,
+    pub database: Option<DatabaseUrl>,
     /// This replica's name (`SWITCHBOARD_REPLICA`, else the hostname).
     pub replica: String,
+}
+
+/// The shared database: its connection string and extra TLS roots.
+#[derive(Debug, Clone)]
+pub struct DatabaseUrl {
+    /// The connection string (it may hold a password).
+    pub url: SecretText,
+    /// `SWITCHBOARD_DATABASE_CA_FILE`: extra PEM roots for the database's TLS.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Text that must not be shown: `Debug` prints `<redacted>`.
+#[derive(Clone)]
+pub struct SecretText(pub String);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// The machine's hostname, or `switchboard` when it cannot be read.
@@ -158,7 +178,7 @@ pub enum ComponentSource {
     /// A component compiled into the binary.
     Builtin(Builtin),
     /// A component in an OCI registry, pulled when the host starts.
-    Oci(crate::deploy::oci::OciReference),
+    Oci(oci::OciReference),
 }
 
 /// Components bundled in the `switchboard` binary.

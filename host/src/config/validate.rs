@@ -11,10 +11,9 @@ use http::HeaderName;
 
 use super::file::{FileComponent, FileConfig, FileLimits, FileOperator, FileRoute, FileTls};
 use super::{
-    Builtin, CallerDeadlines, ComponentConfig, ComponentSource, Config, ConfigError, DEFAULT_LISTEN, InboundTls, Limits, MIN_TOKEN_CHARS,
-    OperatorConfig, RESERVED_PATHS, Route, StoreConfig,
+    Builtin, CallerDeadlines, ComponentConfig, ComponentSource, Config, ConfigError, DEFAULT_LISTEN, DatabaseUrl, InboundTls, Limits,
+    MIN_TOKEN_CHARS, OperatorConfig, RESERVED_PATHS, Route, SecretText, StoreConfig,
 };
-use crate::observe::calls::postgres::Database;
 use crate::policy::egress::EgressPolicy;
 use crate::policy::secrets::{SecretHeader, SecretHeaders, SecretValue, TemplateError, expand_template};
 
@@ -104,12 +103,14 @@ impl Validator<'_> {
         let Some(url) = (self.lookup)(super::DATABASE_URL_ENV).filter(|url| !url.is_empty()) else {
             return Ok(StoreConfig { database: None, replica });
         };
-        let extra_roots: Vec<PathBuf> = match (self.lookup)(super::DATABASE_CA_ENV).filter(|path| !path.is_empty()) {
-            Some(path) => vec![self.existing_file(super::DATABASE_CA_ENV, Path::new(&path))?],
-            None => Vec::new(),
+        let database_ca = match (self.lookup)(super::DATABASE_CA_ENV).filter(|path| !path.is_empty()) {
+            Some(path) => Some(self.existing_file(super::DATABASE_CA_ENV, Path::new(&path))?),
+            None => None,
         };
-        let tls = crate::net::tls::client_config(&extra_roots).map_err(|e| self.invalid(super::DATABASE_CA_ENV, e.to_string()))?;
-        let database = Database::new(&url, tls).map_err(|e| self.invalid(super::DATABASE_URL_ENV, e))?;
+        if let Err(error) = url.parse::<postgres::Config>() {
+            return Err(self.invalid(super::DATABASE_URL_ENV, format!("not a PostgreSQL connection string: {error}")));
+        }
+        let database = DatabaseUrl { url: SecretText(url), ca_file: database_ca };
         Ok(StoreConfig { database: Some(database), replica })
     }
 
@@ -273,9 +274,9 @@ impl Validator<'_> {
         }
         let source = match (&component.wasm, &component.builtin, &component.oci) {
             (Some(path), None, None) => ComponentSource::File(self.existing_file(&key("wasm"), path)?),
-            (None, None, Some(reference)) => ComponentSource::Oci(
-                crate::deploy::oci::OciReference::parse(reference).map_err(|e| self.invalid(key("oci"), e.to_string()))?,
-            ),
+            (None, None, Some(reference)) => {
+                ComponentSource::Oci(super::oci::OciReference::parse(reference).map_err(|e| self.invalid(key("oci"), e.to_string()))?)
+            }
             (None, Some(builtin), None) => {
                 let found = Builtin::ALL.iter().find(|(n, _)| n == builtin).map(|(_, b)| *b);
                 ComponentSource::Builtin(found.ok_or_else(|| {

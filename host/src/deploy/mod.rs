@@ -9,3 +9,7 @@ pub mod fleet;
 pub mod oci;
 pub mod versions;
 pub mod watch;
+
+/// The largest component accepted, uploaded or pulled: componentize-py and componentize-js
+/// components run to tens of MB.
+pub const MAX_COMPONENT_BYTES: usize = 64 << 20;

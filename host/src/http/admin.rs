@@ -30,8 +30,8 @@ use crate::deploy::oci::{OciError, OciReference};
 use crate::deploy::versions::{DeployError, Deployed};
 use crate::state::Shared;
 
-/// Largest upload: componentize-py and componentize-js components run to tens of MB.
-pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
+/// Largest upload.
+pub const MAX_UPLOAD_BYTES: usize = crate::deploy::MAX_COMPONENT_BYTES;
 
 pub(crate) fn router(host: Shared) -> Router<Shared> {
     Router::new()

@@ -1,5 +1,5 @@
-//! Components from an OCI registry: references ([`reference`]), pulls and pushes
-//! ([`registry`]), and the resolutions kept in the data directory so that a restart, or a
+//! Components from an OCI registry: pulls and pushes ([`registry`]) of the references the
+//! configuration names ([`OciReference`]), and the resolutions kept in the data directory so that a restart, or a
 //! registry that is down, does not stop a host from loading what it pulled before.
 //!
 //! `<data_dir>/oci/<sha256 of the reference>.json` records what a reference resolved to
@@ -8,14 +8,13 @@
 //! tag is asked of the registry, and when the registry cannot be reached its last
 //! resolution is used, with a warning.
 
-pub mod reference;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use reference::{OciReference, ReferenceError};
+pub use crate::config::oci::{OciReference, ReferenceError};
 
 use super::artifacts::{ArtifactStore, digest};
 

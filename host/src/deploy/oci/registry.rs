@@ -15,10 +15,10 @@ use oci_client::secrets::RegistryAuth;
 use sha2::{Digest, Sha256};
 
 use super::OciError;
-use super::reference::OciReference;
+use super::OciReference;
 
 /// The largest component pulled (the admin API's upload limit).
-pub const MAX_COMPONENT_BYTES: u64 = crate::http::admin::MAX_UPLOAD_BYTES as u64;
+pub const MAX_COMPONENT_BYTES: u64 = crate::deploy::MAX_COMPONENT_BYTES as u64;
 /// The wasm artifact's config type.
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
 /// The wasm artifact's layer type.
@@ -28,6 +28,18 @@ const OLD_LAYER_MEDIA_TYPE: &str = "application/vnd.wasm.content.layer.v1+wasm";
 
 fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// The reference as `oci-client` takes it.
+fn client_reference(reference: &OciReference) -> oci_client::Reference {
+    match (&reference.digest, &reference.tag) {
+        (Some(digest), _) => oci_client::Reference::with_digest(reference.registry.clone(), reference.repository.clone(), digest.clone()),
+        (None, tag) => oci_client::Reference::with_tag(
+            reference.registry.clone(),
+            reference.repository.clone(),
+            tag.clone().unwrap_or_else(|| "latest".to_owned()),
+        ),
+    }
 }
 
 fn env(name: &str) -> Option<String> {
@@ -91,7 +103,7 @@ pub struct Pulled {
 /// must hash to it; the layer must hash to the digest the manifest gives it.
 pub async fn pull(reference: &OciReference) -> Result<Pulled, OciError> {
     let (client, auth) = client()?;
-    let target = reference.to_client();
+    let target = client_reference(reference);
     let (manifest_bytes, _) = client
         .pull_manifest_raw(&target, &auth, &[oci_client::manifest::OCI_IMAGE_MEDIA_TYPE, oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE])
         .await
@@ -124,7 +136,7 @@ pub async fn pull(reference: &OciReference) -> Result<Pulled, OciError> {
     }
     let pinned = reference.pinned(&manifest_digest);
     let mut bytes = Vec::with_capacity(layer.size as usize);
-    client.pull_blob(&pinned.to_client(), &layer, &mut bytes).await.map_err(|e| registry_error(reference, e))?;
+    client.pull_blob(&client_reference(&pinned), &layer, &mut bytes).await.map_err(|e| registry_error(reference, e))?;
     let layer_digest = sha256(&bytes);
     if layer_digest != layer.digest {
         return Err(OciError::DigestMismatch { what: "layer".to_owned(), expected: layer.digest.clone(), actual: layer_digest });
@@ -135,7 +147,7 @@ pub async fn pull(reference: &OciReference) -> Result<Pulled, OciError> {
 /// Pushes `bytes` as a wasm component artifact to `reference` (a tag); returns it pinned.
 pub async fn push(reference: &OciReference, bytes: Vec<u8>) -> Result<OciReference, OciError> {
     let (client, auth) = client()?;
-    let target = reference.to_client();
+    let target = client_reference(reference);
     let layer = ImageLayer::new(bytes, LAYER_MEDIA_TYPE.to_owned(), None);
     let config = Config::new(br#"{"architecture":"wasm","os":"wasip2"}"#.to_vec(), CONFIG_MEDIA_TYPE.to_owned(), None);
     client.push(&target, &[layer], config, &auth, None).await.map_err(|e| registry_error(reference, e))?;

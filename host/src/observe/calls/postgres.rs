@@ -68,7 +68,7 @@ impl Database {
     /// A new connection, with the statement timeout set.
     pub fn connect(&self) -> Result<Client, postgres::Error> {
         let mut client = self.config.connect(self.tls.clone())?;
-        client.batch_execute(&format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'"))?;
+        client.batch_execute(&format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'; SET client_min_messages = warning"))?;
         Ok(client)
     }
 }

@@ -1,5 +1,6 @@
 //! `oci://registry[:port]/repository[:tag][@sha256:<hex>]`: where a component is kept in
-//! an OCI registry, by a tag (which can move) or by a digest (which cannot).
+//! an OCI registry, by a tag (which can move) or by a digest (which cannot). Parsed with
+//! the configuration; pulled by the deploy wing.
 
 use std::fmt;
 
@@ -82,18 +83,6 @@ impl OciReference {
     /// The same reference pinned to the manifest `digest` (the tag is kept for people).
     pub fn pinned(&self, digest: &str) -> Self {
         OciReference { digest: Some(digest.to_owned()), ..self.clone() }
-    }
-
-    /// The reference as `oci-client` takes it.
-    pub(super) fn to_client(&self) -> oci_client::Reference {
-        match (&self.digest, &self.tag) {
-            (Some(digest), _) => oci_client::Reference::with_digest(self.registry.clone(), self.repository.clone(), digest.clone()),
-            (None, tag) => oci_client::Reference::with_tag(
-                self.registry.clone(),
-                self.repository.clone(),
-                tag.clone().unwrap_or_else(|| "latest".to_owned()),
-            ),
-        }
     }
 }
 
