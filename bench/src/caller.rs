@@ -63,7 +63,7 @@ async fn place(plan: &CallPlan, report: &mut CallReport) -> anyhow::Result<()> {
     let address = plan.url.trim_start_matches("ws://").split('/').next().unwrap_or_default().to_owned();
     let tcp = TcpStream::connect(&address).await?;
     tcp.set_nodelay(true)?;
-    let (socket, _) = tokio_tungstenite::client_async(plan.url.as_str(), tcp).await?;
+    let (socket, _) = tokio_tungstenite::client_async_with_config(plan.url.as_str(), tcp, Some(crate::wire::lean())).await?;
     let (mut sink, mut stream) = socket.split();
     // Whatever the server sends (nothing, for a relay) is read and dropped; its close
     // ends the reader.

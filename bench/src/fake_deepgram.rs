@@ -279,7 +279,7 @@ impl Session {
                 Err(refusal)
             }
         };
-        let socket = match tokio_tungstenite::accept_hdr_async(tls, check).await {
+        let socket = match tokio_tungstenite::accept_hdr_async_with_config(tls, check, Some(crate::wire::lean())).await {
             Ok(socket) => socket,
             // Refused for its key (counted above), or cut off.
             Err(tokio_tungstenite::tungstenite::Error::Http(_)) => return Ok(()),

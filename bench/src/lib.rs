@@ -18,3 +18,4 @@ pub mod speak_latency;
 pub mod stamp;
 pub mod sut;
 pub mod trial;
+pub mod wire;

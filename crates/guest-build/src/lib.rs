@@ -100,6 +100,8 @@ pub fn build(packages: &[&str]) -> Result<Vec<BuiltComponent>, BuildError> {
 
     println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
     println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").display());
+    // The `guest` profile is defined there: a changed profile rebuilds the guests.
+    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.toml").display());
     // Guests build on the shared crates (`crates/guest`, `crates/voice`): any change there counts.
     println!("cargo:rerun-if-changed={}", workspace.join("crates/guest").display());
     println!("cargo:rerun-if-changed={}", workspace.join("crates/voice").display());
