@@ -20,11 +20,12 @@ use futures_util::{SinkExt, StreamExt};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use serde::Deserialize;
+use switchboard_bench::wire::lean;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 /// Deepgram's query, as the voice-pipeline component sends it by default.
@@ -102,16 +103,9 @@ struct Media<'a> {
 
 type DeepgramSocket = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
 
-/// tungstenite's defaults read through a 128 KiB buffer that is zeroed on every read: half
-/// the relay's CPU and most of its memory (see `docs/bench/profile-native.txt`). Messages
-/// here are a few hundred bytes, so a small buffer, written through at once.
-fn websocket_config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(4 * 1024).write_buffer_size(0)
-}
-
 async fn relay(tcp: TcpStream, upstream: &Upstream) -> anyhow::Result<()> {
     tcp.set_nodelay(true)?;
-    let mut caller = tokio_tungstenite::accept_async_with_config(tcp, Some(websocket_config())).await?;
+    let mut caller = tokio_tungstenite::accept_async_with_config(tcp, Some(lean())).await?;
     let mut deepgram: Option<DeepgramSocket> = None;
     let mut keepalive = tokio::time::interval(KEEPALIVE_AFTER);
     let mut sent_audio = false;
@@ -176,6 +170,6 @@ async fn connect(upstream: &Upstream) -> anyhow::Result<DeepgramSocket> {
     let tls = upstream.tls.connect(name, tcp).await?;
     let mut request = upstream.url.as_str().into_client_request()?;
     request.headers_mut().insert("authorization", upstream.authorization.parse()?);
-    let (socket, _) = tokio_tungstenite::client_async_with_config(request, tls, Some(websocket_config())).await?;
+    let (socket, _) = tokio_tungstenite::client_async_with_config(request, tls, Some(lean())).await?;
     Ok(socket)
 }
