@@ -13,11 +13,11 @@
 
 # --- builder: Debian 12, rustup, the workspace's Rust version and wasm32-wasip2 ----------
 FROM debian:bookworm-slim AS builder
-# Cargo.toml's `rust-version`; the host's build script builds the bundled components
+# rust-toolchain.toml's channel (Cargo.toml's `rust-version`); the host's build script builds the bundled components
 # (Rust guests only) for wasm32-wasip2 with the same toolchain. gcc builds the C parts
 # (SQLite, bundled by rusqlite; ring). No Node.js or Python: those build only the test
 # suite's TypeScript and Python guests.
-ARG RUST_VERSION=1.95
+ARG RUST_VERSION=1.97.0
 ARG RUSTUP_VERSION=1.28.2
 # hadolint ignore=DL3008
 RUN apt-get update \

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what building Switchboard needs beyond a Rust toolchain: the wasm32-wasip2
+# Installs what building Switchboard needs beyond rustup: the pinned Rust toolchain
+# (rust-toolchain.toml), the wasm32-wasip2
 # target that guest components compile to, and with --tests, Debian's Chromium for the
 # dashboard's end-to-end test, the Python packages of scripts/requirements-test.txt in
 # the project's own virtual environment, target/py (componentize-py among them), and the
@@ -12,6 +13,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not installed; install Rust with rustup first (https://rustup.rs)" >&2
   exit 1
 fi
+# rust-toolchain.toml pins the compiler, its components and the guest target; this
+# installs them (a no-op once they are there).
+rustup toolchain install >/dev/null
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   echo "setup: adding the wasm32-wasip2 target" >&2
   rustup target add wasm32-wasip2

@@ -43,7 +43,7 @@ fn body_error_code(error: &wasmtime::Error) -> Option<ErrorCode> {
 }
 
 /// `outgoing-handler.handle`, freeing the `request-options` the guest handed over:
-/// wasmtime-wasi-http 48 reads them but leaves them in the call's resource table, so every
+/// wasmtime-wasi-http (48 through 50) reads them but leaves them in the call's resource table, so every
 /// request with options would hold 48 bytes until the call ended.
 fn handle(
     mut store: wasmtime::StoreContextMut<'_, CallState>,
