@@ -497,7 +497,18 @@ async fn serve_writes_its_bound_addresses_to_the_ready_file() {
 fn new_writes_a_project_for_each_language_and_refuses_bad_names() {
     let dir = tempfile::tempdir().expect("temp dir");
     for (lang, files) in [
-        ("rust", &["Cargo.toml", "Cargo.lock", "component/src/lib.rs", "tests/tests/component.rs", "switchboard.toml", "README.md"][..]),
+        (
+            "rust",
+            &[
+                "Cargo.toml",
+                "Cargo.lock",
+                "rust-toolchain.toml",
+                "component/src/lib.rs",
+                "tests/tests/component.rs",
+                "switchboard.toml",
+                "README.md",
+            ][..],
+        ),
         (
             "ts",
             &[

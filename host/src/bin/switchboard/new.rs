@@ -7,7 +7,8 @@
 //! one pins the SDK's npm packages with the SDK's own lockfile. The Rust project depends
 //! on `switchboard-guest` and `switchboard-harness` by path, in the sources this binary was
 //! built from unless `--switchboard-source` says otherwise, and starts from Switchboard's
-//! own `Cargo.lock`.
+//! own `Cargo.lock` and `rust-toolchain.toml` (wasmtime's Rust version, with the guest
+//! target).
 
 use std::path::{Path, PathBuf};
 
@@ -68,6 +69,7 @@ const RUST: &[File] = &[
     template!("README.md" from "rust"),
     template!(".gitignore" from "rust"),
     vendored!("Cargo.lock" from "Cargo.lock"),
+    vendored!("rust-toolchain.toml" from "rust-toolchain.toml"),
 ];
 
 const TYPESCRIPT: &[File] = &[
