@@ -11,6 +11,7 @@ use wasmtime::component::Component;
 use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::{CallHandler, CallHandlerPre};
+use super::cpu::Tick;
 use super::engine::Runtime;
 pub use super::error::LoadError;
 use super::sandbox::Sandbox;
@@ -53,15 +54,23 @@ impl LoadedComponent {
         });
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|context| {
-            let meter = context.data().cpu.clone();
-            meter.check_at_tick().map_err(wasmtime::Error::new)?;
-            Ok(UpdateDeadline::YieldCustom(
-                1,
-                Box::pin(async move {
-                    tokio::task::yield_now().await;
-                    meter.resume();
-                }),
-            ))
+            let meter = &context.data().cpu;
+            match meter.check_at_tick().map_err(wasmtime::Error::new)? {
+                Tick::CarryOn => {
+                    meter.carry_on();
+                    Ok(UpdateDeadline::Continue(1))
+                }
+                Tick::Yield => {
+                    let meter = meter.clone();
+                    Ok(UpdateDeadline::YieldCustom(
+                        1,
+                        Box::pin(async move {
+                            tokio::task::yield_now().await;
+                            meter.resume();
+                        }),
+                    ))
+                }
+            }
         });
         let handler = self.pre.instantiate_async(&mut store).await?;
         Ok((store, handler))

@@ -1,10 +1,16 @@
 //! The CPU budget: how long a guest may execute, measured at every guest/host transition.
 //!
 //! The engine's epoch advances every [`EPOCH_TICK`]. At each tick a running guest is
-//! interrupted: the meter adds up its execution time and either traps it (over budget) or
-//! yields to the async runtime, so a guest that never waits cannot hold a worker thread
-//! and every other call keeps flowing. Time spent waiting in host calls, or parked after a
-//! yield, does not count.
+//! interrupted: the meter adds up its execution time and either traps it (over budget) or,
+//! once it has executed for [`MIN_SLICE`] since it last waited or yielded, yields to the
+//! async runtime, so a guest that never waits cannot hold a worker thread and every other
+//! call keeps flowing. Time spent waiting in host calls, or parked after a yield, does not
+//! count.
+//!
+//! A guest that waits (for its next media frame, say) finds the epoch advanced when it
+//! wakes, so the first check it meets interrupts it at once. Yielding there would cost a
+//! fiber switch and a trip through the scheduler on every message for nothing, since the
+//! guest has just been given the thread: below [`MIN_SLICE`] it carries on.
 //!
 //! Two budgets apply: `burst`, the longest stretch of execution without waiting on the
 //! host (a host call that takes at least [`WAIT_THRESHOLD`] counts as waiting), which stops
@@ -25,6 +31,19 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// A host call at least this long means the guest was waiting, which ends a burst.
 pub const WAIT_THRESHOLD: Duration = Duration::from_millis(1);
+
+/// A guest yields at a tick only after executing this long since it last waited or
+/// yielded: at most one tick plus this before the other calls on its thread run again.
+pub const MIN_SLICE: Duration = Duration::from_micros(250);
+
+/// What a tick within budget asks of the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    /// It has had its slice: yield, then [`CpuMeter::resume`].
+    Yield,
+    /// It has only just been given the thread: carry on (see [`CpuMeter::carry_on`]).
+    CarryOn,
+}
 
 /// Which budget a guest exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -64,6 +83,8 @@ struct MeterInner {
     /// Nanoseconds since `origin` (plus one) when the current host call began; 0 outside one.
     in_host_since: AtomicU64,
     burst: AtomicU64,
+    /// Execution since the guest last waited or yielded, nanoseconds.
+    slice: AtomicU64,
     total: AtomicU64,
     exceeded: AtomicBool,
 }
@@ -79,6 +100,7 @@ impl CpuMeter {
                 running_since: AtomicU64::new(0),
                 in_host_since: AtomicU64::new(0),
                 burst: AtomicU64::new(0),
+                slice: AtomicU64::new(0),
                 total: AtomicU64::new(0),
                 exceeded: AtomicBool::new(false),
             }),
@@ -100,6 +122,7 @@ impl CpuMeter {
         if since != 0 {
             let elapsed = now.saturating_sub(since);
             self.inner.burst.fetch_add(elapsed, Ordering::Relaxed);
+            self.inner.slice.fetch_add(elapsed, Ordering::Relaxed);
             self.inner.total.fetch_add(elapsed, Ordering::Relaxed);
         }
     }
@@ -119,15 +142,16 @@ impl CpuMeter {
                 let since = self.inner.in_host_since.swap(0, Ordering::Relaxed);
                 if since != 0 && now.saturating_sub(since) >= WAIT_THRESHOLD.as_nanos() as u64 {
                     self.inner.burst.store(0, Ordering::Relaxed);
+                    self.inner.slice.store(0, Ordering::Relaxed);
                 }
                 self.start_stretch(now);
             }
         }
     }
 
-    /// Called at an epoch tick while the guest executes: counts the stretch so far and
-    /// checks the budgets. On `Ok` the caller yields and then calls [`CpuMeter::resume`].
-    pub fn check_at_tick(&self) -> Result<(), CpuBudgetExceeded> {
+    /// Called at an epoch tick while the guest executes: counts the stretch so far,
+    /// checks the budgets and says whether the guest has had its slice.
+    pub fn check_at_tick(&self) -> Result<Tick, CpuBudgetExceeded> {
         self.end_stretch(self.now());
         let burst = Duration::from_nanos(self.inner.burst.load(Ordering::Relaxed));
         let total = Duration::from_nanos(self.inner.total.load(Ordering::Relaxed));
@@ -141,13 +165,22 @@ impl CpuMeter {
         if verdict.is_err() {
             self.inner.exceeded.store(true, Ordering::Relaxed);
         }
-        verdict
+        verdict?;
+        let slice = Duration::from_nanos(self.inner.slice.load(Ordering::Relaxed));
+        Ok(if slice >= MIN_SLICE { Tick::Yield } else { Tick::CarryOn })
     }
 
-    /// The guest resumes after a yield. The epoch callback runs inside a host transition
-    /// (the interrupt is a libcall); the time spent parked must not look like waiting,
-    /// or a guest that never waits would have its burst reset at every tick.
+    /// The guest resumes after a yield, with a fresh slice. The epoch callback runs
+    /// inside a host transition (the interrupt is a libcall); the time spent parked must
+    /// not look like waiting, or a guest that never waits would have its burst reset at
+    /// every tick.
     pub fn resume(&self) {
+        self.inner.slice.store(0, Ordering::Relaxed);
+        self.carry_on();
+    }
+
+    /// The guest goes on executing after a tick that did not make it yield.
+    pub fn carry_on(&self) {
         self.inner.in_host_since.store(0, Ordering::Relaxed);
         self.start_stretch(self.now());
     }
@@ -179,7 +212,7 @@ mod tests {
         let meter = CpuMeter::new(Duration::from_millis(20), Duration::from_secs(10));
         meter.on_transition(CallHook::CallingWasm);
         busy(Duration::from_millis(5));
-        assert!(meter.check_at_tick().is_ok());
+        assert_eq!(meter.check_at_tick(), Ok(Tick::Yield));
         meter.resume();
         // A host call that waits ends the burst.
         meter.on_transition(CallHook::CallingHost);
@@ -201,6 +234,29 @@ mod tests {
         meter.on_transition(CallHook::ReturningFromHost);
         assert!(meter.check_at_tick().is_ok());
         assert!(meter.total() < Duration::from_millis(20));
+    }
+
+    #[test]
+    fn a_guest_just_woken_carries_on_and_one_that_ran_its_slice_yields() {
+        let meter = CpuMeter::new(Duration::from_secs(10), Duration::from_secs(10));
+        meter.on_transition(CallHook::CallingWasm);
+        busy(MIN_SLICE * 2);
+        // It waited for its next message; the tick finds it just after waking.
+        meter.on_transition(CallHook::CallingHost);
+        std::thread::sleep(WAIT_THRESHOLD * 2);
+        meter.on_transition(CallHook::ReturningFromHost);
+        assert_eq!(meter.check_at_tick(), Ok(Tick::CarryOn));
+        meter.carry_on();
+        // Host calls that return at once do not start a new slice.
+        for _ in 0..3 {
+            busy(MIN_SLICE / 2);
+            meter.on_transition(CallHook::CallingHost);
+            meter.on_transition(CallHook::ReturningFromHost);
+        }
+        assert_eq!(meter.check_at_tick(), Ok(Tick::Yield));
+        meter.resume();
+        // After the yield the slice starts afresh.
+        assert_eq!(meter.check_at_tick(), Ok(Tick::CarryOn));
     }
 
     #[test]
