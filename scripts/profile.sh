@@ -32,9 +32,34 @@ esac
 sleep 8
 pid=$(pgrep -f "$pattern" | head -1)
 perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$out/perf.data" -- sleep 10 2>/dev/null
+cp "/proc/$pid/smaps" "$out/smaps" 2>/dev/null || true
 wait "$bench" || true
 grep "calls:" "$out/log.txt"
 echo "-- CPU by binary"
 perf report -i "$out/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -8
 echo "-- top symbols (self)"
 perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -15 | cut -c1-120
+# Resident memory mid-trial by kind: wasmtime reserves its instance pool (linear memories,
+# tables) as one span of guard-paged mappings of a GiB or more, so what is resident inside
+# that span is the guests'; anonymous memory outside it is the host's heap and stacks.
+if [ -s "$out/smaps" ]; then
+  echo "-- resident memory by kind ($calls calls, mid-trial)"
+  perl -e '
+    my $calls = pop @ARGV;
+    my (@maps, $cur);
+    while (<>) {
+      if (/^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/) { $cur = { a => hex $1, b => hex $2, name => $3, rss => 0 }; push @maps, $cur }
+      elsif (/^Rss:\s+(\d+)/) { $cur->{rss} = $1 }
+    }
+    my @big = grep { $_->{b} - $_->{a} >= 1 << 30 } @maps;
+    my ($lo, $hi) = (0, 0);
+    if (@big) { ($lo) = sort { $a <=> $b } map { $_->{a} } @big; ($hi) = sort { $b <=> $a } map { $_->{b} } @big }
+    my ($pool, $anon, $file) = (0, 0, 0);
+    for (@maps) {
+      if ($_->{a} >= $lo && $_->{b} <= $hi && @big) { $pool += $_->{rss} } elsif ($_->{name} eq "" || $_->{name} =~ /^\[(heap|stack)/) { $anon += $_->{rss} } else { $file += $_->{rss} }
+    }
+    printf "  instance pool (guest linear memories): %6d KiB, %5.1f KiB a call\n", $pool, $pool / $calls;
+    printf "  host heap and stacks (anonymous):      %6d KiB, %5.1f KiB a call (includes the idle process)\n", $anon, $anon / $calls;
+    printf "  files (binary, libraries):             %6d KiB\n", $file;
+  ' "$out/smaps" "$calls" 2>/dev/null || true
+fi

@@ -182,9 +182,17 @@ pub const TWILIO_LEG: &str = "twilio";
 pub const DEEPGRAM_LEG: &str = "deepgram";
 
 /// The fastest audio goes to Deepgram: 1.25x real time (mu-law, 8 bytes a millisecond).
-/// After a frame of `n` bytes the next waits `n / PACE_BYTES_PER_MS` ms, so over any
-/// stretch of a connection the audio sent never runs ahead of 1.25x the time it took.
+/// A frame of `n` bytes moves the pace on by `n / PACE_BYTES_PER_MS` ms, so over any
+/// stretch of a connection the audio sent never runs ahead of 1.25x the time it took, plus
+/// [`PACE_CREDIT_MS`] of credit.
 pub const PACE_BYTES_PER_MS: u64 = BYTES_PER_MS as u64 * 5 / 4;
+
+/// How far the pace may fall behind the clock while audio comes in live: a frame that
+/// arrives early after a late one (jitter on the caller's side) goes at once instead of
+/// waiting a few milliseconds for the pace (a timer and a second wake-up for every such
+/// frame), while a replay after a reconnect, which starts with no credit, still goes at
+/// 1.25x. 40 ms is 400 bytes ahead at most, against Deepgram's 250 ms frames.
+pub const PACE_CREDIT_MS: u64 = 40;
 
 /// The largest frame: 250 ms, Deepgram's guidance for a message.
 const MAX_FRAME_MS: usize = 250;
@@ -657,7 +665,8 @@ impl Pipeline {
         while now_ms >= paced_until_ms {
             let Some(size) = self.next_frame_bytes() else { break };
             let Some(audio) = self.ledger.next_frame(size, size) else { break };
-            paced_until_ms = now_ms + (audio.len() as u64).div_ceil(PACE_BYTES_PER_MS);
+            let from = paced_until_ms.max(now_ms.saturating_sub(PACE_CREDIT_MS));
+            paced_until_ms = from + (audio.len() as u64).div_ceil(PACE_BYTES_PER_MS);
             last_send_ms = now_ms;
             self.actions.push(Action::SendAudio(audio));
         }

@@ -251,14 +251,18 @@ fn keepalive_when_no_audio_flows() {
 }
 
 /// Checks the pace on one session's frames, (time, size): over any stretch, the audio sent
-/// before the last frame of the stretch is at most 1.25x the stretch's duration.
+/// before the last frame of the stretch is at most 1.25x the stretch's duration plus the
+/// pace's credit.
 fn assert_paced(frames: &[(u64, usize)]) {
     for i in 0..frames.len() {
         let mut bytes = 0u64;
         for j in i + 1..frames.len() {
             bytes += frames[j - 1].1 as u64;
             let elapsed = frames[j].0 - frames[i].0;
-            assert!(bytes <= elapsed * PACE_BYTES_PER_MS, "{bytes} bytes in {elapsed} ms (frames {i}..{j}): faster than 1.25x");
+            assert!(
+                bytes <= (elapsed + PACE_CREDIT_MS) * PACE_BYTES_PER_MS,
+                "{bytes} bytes in {elapsed} ms (frames {i}..{j}): faster than 1.25x"
+            );
         }
     }
 }
@@ -292,6 +296,32 @@ fn replay_is_paced_at_most_one_and_a_quarter_real_time_in_whole_frames() {
     assert_paced(&timed);
     // 80,000 bytes at 10 bytes a millisecond, the last frame going 1920 bytes' time early.
     assert!((17_000..18_100).contains(&now), "at the paced rate, not later: done at {now}");
+}
+
+#[test]
+fn live_audio_that_arrives_early_after_a_late_frame_goes_at_once() {
+    let mut p = pipeline();
+    let mut wire = Wire::default();
+    let mut timed = Vec::new();
+    p.on_twilio_text(START, 0);
+    p.on_connected(0);
+    wire.apply(p.take_actions());
+    // Two media messages make a 40 ms batch (320 bytes, 32 ms of pace). Every other batch
+    // completes 12 ms late, so the next one follows it by 28 ms: sooner than the pace, and
+    // still it goes when it completes.
+    for n in 0..100u32 {
+        let late = n % 4 == 1;
+        let now = u64::from(n) * 20 + if late { 12 } else { 0 };
+        p.on_twilio_text(&media(n), now);
+        let before = wire.frames.len();
+        wire.apply(p.take_actions());
+        timed.extend(wire.frames[before..].iter().map(|len| (now, *len)));
+        if n % 2 == 1 {
+            assert_eq!(wire.frames.len(), before + 1, "batch {} went when it completed, at {now} ms", n / 2);
+        }
+    }
+    assert!(wire.sessions[0] == caller_audio(0..100), "everything, in order");
+    assert_paced(&timed);
 }
 
 #[test]
