@@ -32,7 +32,7 @@ esac
 sleep 8
 pid=$(pgrep -f "$pattern" | head -1)
 perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$out/perf.data" -- sleep 10 2>/dev/null
-cp "/proc/$pid/smaps" "$out/smaps" 2>/dev/null || true
+cat "/proc/$pid/smaps" >"$out/smaps" 2>/dev/null || true
 wait "$bench" || true
 grep "calls:" "$out/log.txt"
 echo "-- CPU by binary"
