@@ -32,13 +32,13 @@ esac
 sleep 8
 pid=$(pgrep -f "$pattern" | head -1)
 perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$out/perf.data" -- sleep 10 2>/dev/null
-cat "/proc/$pid/smaps" >"$out/smaps" 2>/dev/null || true
+cat "/proc/$pid/smaps" >"$out/smaps" 2>/dev/null || echo "profile: the process ended before its memory was read" >&2
 wait "$bench" || true
 grep "calls:" "$out/log.txt"
 echo "-- CPU by binary"
-perf report -i "$out/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -8
+perf report -i "$out/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -8 || true
 echo "-- top symbols (self)"
-perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -15 | cut -c1-120
+perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -15 | cut -c1-120 || true
 # Resident memory mid-trial by kind: wasmtime reserves its instance pool (linear memories,
 # tables) as one span of guard-paged mappings of a GiB or more, so what is resident inside
 # that span is the guests'; anonymous memory outside it is the host's heap and stacks.
