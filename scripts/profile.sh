@@ -3,7 +3,8 @@
 # (default 300) through SYSTEM (switchboard, native or node; default switchboard), samples
 # the system's process with `perf record -e cpu-clock` for 10 s mid-trial, and prints where
 # its CPU time went: by binary (kernel, the system's own code, wasm JIT code, libc) and the
-# top symbols. Needs `perf` (Debian's linux-perf; installed when missing and possible).
+# top symbols; then counts its CPU per relayed frame for 5 s (perf stat) and splits its
+# resident memory by kind. Needs `perf` (Debian's linux-perf; installed when missing and possible).
 #
 #   scripts/profile.sh [SYSTEM] [CALLS]
 set -euo pipefail
@@ -33,12 +34,19 @@ sleep 8
 pid=$(pgrep -f "$pattern" | head -1)
 perf record -q -e cpu-clock -F 2000 -g -p "$pid" -o "$out/perf.data" -- sleep 10 2>/dev/null
 cat "/proc/$pid/smaps" >"$out/smaps" 2>/dev/null || echo "profile: the process ended before its memory was read" >&2
+# CPU per relayed frame: the process's CPU time over its writev calls (one per frame to
+# Deepgram for Switchboard and the native relay; Node may write otherwise), unsampled, 5 s.
+perf stat -x, -e task-clock,syscalls:sys_enter_writev -p "$pid" -o "$out/stat.csv" -- sleep 5 2>/dev/null || true
 wait "$bench" || true
 grep "calls:" "$out/log.txt"
 echo "-- CPU by binary"
 perf report -i "$out/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -8 || true
 echo "-- top symbols (self)"
 perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -15 | cut -c1-120 || true
+if [ -s "$out/stat.csv" ]; then
+  awk -F, '/task-clock/ { ms = $1 } /writev/ { frames = $1 }
+    END { if (frames > 0) printf "-- CPU per relayed frame: %.1f us (%d frames in 5 s)\n", ms * 1000 / frames, frames }' "$out/stat.csv"
+fi
 # Resident memory mid-trial by kind: wasmtime reserves its instance pool (linear memories,
 # tables) as one span of guard-paged mappings of a GiB or more, so what is resident inside
 # that span is the guests'; anonymous memory outside it is the host's heap and stacks.
