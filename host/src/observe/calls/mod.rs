@@ -13,13 +13,14 @@
 
 pub mod classify;
 pub mod postgres;
+mod queue;
 mod sink;
 mod sqlite;
 mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::TrySendError;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -159,7 +160,7 @@ enum Reader {
 pub struct CallStore {
     reader: Arc<Reader>,
     /// None for a read-only store (the `switchboard calls --db` CLI).
-    sender: Option<SyncSender<Job>>,
+    sender: Option<queue::Queue<Job>>,
     counters: Arc<Counters>,
     /// For a store without a data directory: deleted with the last clone.
     _temporary: Option<Arc<tempfile::TempDir>>,

@@ -11,10 +11,11 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
 use super::classify::{Verdict, classify};
+use super::queue::{self, Jobs, Queue};
 use super::sink::{Sink, SinkError, Write};
 use super::{BATCH, FLUSH_INTERVAL, QUEUE, Retention, now_ms};
 use crate::observe::marker::Marker;
@@ -46,8 +47,8 @@ pub(super) struct Counters {
 }
 
 /// Starts the writer on `sink`; the sender feeds it.
-pub(super) fn start(sink: Box<dyn Sink>, retention: Retention, counters: Arc<Counters>) -> std::io::Result<SyncSender<Job>> {
-    let (sender, receiver) = std::sync::mpsc::sync_channel(QUEUE);
+pub(super) fn start(sink: Box<dyn Sink>, retention: Retention, counters: Arc<Counters>) -> std::io::Result<Queue<Job>> {
+    let (sender, receiver) = queue::bounded(QUEUE);
     std::thread::Builder::new().name("switchboard-store".to_owned()).spawn(move || Writer::new(sink, retention, counters).run(receiver))?;
     Ok(sender)
 }
@@ -111,7 +112,7 @@ impl Writer {
         Writer { sink, retention, calls: Calls::default(), pending: Pending::default(), waiting: Vec::new(), retry_at: None, counters }
     }
 
-    fn run(mut self, receiver: Receiver<Job>) {
+    fn run(mut self, receiver: Jobs<Job>) {
         let mut last_retention = Instant::now();
         loop {
             let (batch, flushes) = match receiver.recv_timeout(Duration::from_secs(1)) {
@@ -262,7 +263,7 @@ impl Calls {
 
 /// The batch that starts with `first`: up to [`BATCH`] markers arriving within
 /// [`FLUSH_INTERVAL`], cut short by a flush; and the flushes to answer after it.
-fn collect(first: Job, receiver: &Receiver<Job>) -> (Vec<Marker>, Vec<SyncSender<()>>) {
+fn collect(first: Job, receiver: &Jobs<Job>) -> (Vec<Marker>, Vec<SyncSender<()>>) {
     let mut batch = Vec::new();
     let mut flushes = Vec::new();
     let deadline = Instant::now() + FLUSH_INTERVAL;
