@@ -61,8 +61,14 @@ impl Handler for VoicePipeline {
         };
         mark("pipeline.started", &[("connection_id", Value::from(request.connection_id))]);
         let mut pipeline = Pipeline::new(settings, switchboard_guest::bindings::wasi::clocks::monotonic_clock::now());
-        let mut glue =
-            Glue { inbound_ready: Some(inbound.subscribe()), inbound, upstream: Upstream::None, outbox: VecDeque::new(), timer: None };
+        let mut glue = Glue {
+            inbound_ready: Some(inbound.subscribe()),
+            inbound,
+            upstream: Upstream::None,
+            outbox: VecDeque::new(),
+            timer: None,
+            actions: Vec::new(),
+        };
         let mut now = now_ms();
         loop {
             pipeline.on_tick(now);
@@ -92,6 +98,32 @@ struct Glue {
     /// Messages for Deepgram that its send queue has not taken yet.
     outbox: VecDeque<Message>,
     timer: Option<Timer>,
+    /// The pipeline's actions being carried out; kept so its allocation is reused.
+    actions: Vec<Action>,
+}
+
+/// The pollables of one `poll`, on the stack: the timer first, then at most three
+/// sockets' (inbound, Deepgram, Deepgram's `writable`).
+struct PollSet<'a> {
+    items: [&'a Pollable; 4],
+    len: usize,
+}
+
+impl<'a> PollSet<'a> {
+    fn new(timer: &'a Pollable) -> Self {
+        PollSet { items: [timer; 4], len: 1 }
+    }
+
+    /// Adds `pollable`; returns its index in the `poll` list.
+    fn push(&mut self, pollable: &'a Pollable) -> usize {
+        self.items[self.len] = pollable;
+        self.len += 1;
+        self.len - 1
+    }
+
+    fn as_slice(&self) -> &[&'a Pollable] {
+        &self.items[..self.len]
+    }
 }
 
 /// Which sources `poll` found ready.
@@ -103,7 +135,9 @@ struct Ready {
 impl Glue {
     /// Carries out the pipeline's actions; true when the call is over.
     fn run(&mut self, pipeline: &mut Pipeline) -> bool {
-        for action in pipeline.take_actions() {
+        let mut actions = std::mem::take(&mut self.actions);
+        pipeline.swap_actions(&mut actions);
+        for action in actions.drain(..) {
             match action {
                 Action::Connect { url } => {
                     self.outbox.clear();
@@ -145,6 +179,7 @@ impl Glue {
                 }
             }
         }
+        self.actions = actions;
         self.flush_outbox();
         // Actions may have produced more actions (a failed connect): run them too.
         false
@@ -172,32 +207,24 @@ impl Glue {
         // Always wake at least every few seconds: KeepAlive and deadlines stay honest.
         let due = deadline.map_or(now + 5_000, |d| d.min(now + 5_000));
         let keep = self.timer.as_ref().is_some_and(|timer| now < timer.due_ms && timer.due_ms <= due);
-        if !keep {
-            self.timer = Some(Timer { due_ms: due, ready: timer_ms(due.saturating_sub(now)) });
-        }
+        let timer = match &mut self.timer {
+            Some(timer) if keep => &*timer,
+            slot => &*slot.insert(Timer { due_ms: due, ready: timer_ms(due.saturating_sub(now)) }),
+        };
         let writable = match &self.upstream {
             Upstream::Open { connection, .. } if !self.outbox.is_empty() => Some(connection.writable()),
             _ => None,
         };
-        let mut pollables: Vec<&Pollable> = Vec::with_capacity(4);
-        let inbound_at = self.inbound_ready.as_ref().map(|ready| {
-            pollables.push(ready);
-            pollables.len() - 1
-        });
+        let mut pollables = PollSet::new(&timer.ready);
+        let inbound_at = self.inbound_ready.as_ref().map(|ready| pollables.push(ready));
         let upstream_at = match &self.upstream {
             Upstream::None => None,
-            Upstream::Connecting { ready, .. } | Upstream::Open { ready, .. } => {
-                pollables.push(ready);
-                Some(pollables.len() - 1)
-            }
+            Upstream::Connecting { ready, .. } | Upstream::Open { ready, .. } => Some(pollables.push(ready)),
         };
         if let Some(writable) = &writable {
             pollables.push(writable);
         }
-        if let Some(timer) = &self.timer {
-            pollables.push(&timer.ready);
-        }
-        let ready = wait_any(&pollables);
+        let ready = wait_any(pollables.as_slice());
         let is_ready = |at: Option<usize>| at.is_some_and(|at| ready.contains(&(at as u32)));
         Ready { inbound: is_ready(inbound_at), upstream: is_ready(upstream_at) }
     }

@@ -267,6 +267,14 @@ impl Pipeline {
         std::mem::take(&mut self.actions)
     }
 
+    /// Moves the actions produced so far into `buffer` (emptied first) and keeps the
+    /// buffer's old allocation for the next ones: [`Pipeline::take_actions`] without an
+    /// allocation per media message.
+    pub fn swap_actions(&mut self, buffer: &mut Vec<Action>) {
+        buffer.clear();
+        std::mem::swap(&mut self.actions, buffer);
+    }
+
     /// Whether the pipeline has finished (the glue returns after the `Finish` action).
     pub fn finished(&self) -> bool {
         self.finished

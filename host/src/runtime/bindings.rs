@@ -8,7 +8,7 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "switchboard:call/call-handler",
-    imports: { default: async | trappable },
+    imports: { default: trappable },
     exports: { default: async },
     with: {
         "wasi:io": wasmtime_wasi::p2::bindings::io,

@@ -6,17 +6,17 @@ use super::state::CallState;
 use crate::observe::timeline::{Impact as FaultImpact, Report};
 
 impl Host for CallState {
-    async fn name_inbound(&mut self, name: String) -> wasmtime::Result<()> {
+    fn name_inbound(&mut self, name: String) -> wasmtime::Result<()> {
         self.timeline.report(Report::NameInbound(name));
         Ok(())
     }
 
-    async fn declare(&mut self, name: String) -> wasmtime::Result<()> {
+    fn declare(&mut self, name: String) -> wasmtime::Result<()> {
         self.timeline.report(Report::Declare(name));
         Ok(())
     }
 
-    async fn fault(&mut self, leg: String, impact: Impact, cause: String, detail: String) -> wasmtime::Result<()> {
+    fn fault(&mut self, leg: String, impact: Impact, cause: String, detail: String) -> wasmtime::Result<()> {
         let impact = match impact {
             Impact::Recovered => FaultImpact::Recovered,
             Impact::Failed => FaultImpact::Failed,
@@ -25,7 +25,7 @@ impl Host for CallState {
         Ok(())
     }
 
-    async fn complete(&mut self, leg: String) -> wasmtime::Result<()> {
+    fn complete(&mut self, leg: String) -> wasmtime::Result<()> {
         self.timeline.report(Report::Complete(leg));
         Ok(())
     }

@@ -17,17 +17,17 @@ impl From<Value> for MarkerValue {
 }
 
 impl Host for CallState {
-    async fn emit(&mut self, name: String, attributes: Vec<(String, Value)>) -> wasmtime::Result<()> {
+    fn emit(&mut self, name: String, attributes: Vec<(String, Value)>) -> wasmtime::Result<()> {
         self.timeline.guest(name, attributes.into_iter().map(|(key, value)| (key, value.into())).collect());
         Ok(())
     }
 
-    async fn identify(&mut self, kind: String, value: String) -> wasmtime::Result<()> {
+    fn identify(&mut self, kind: String, value: String) -> wasmtime::Result<()> {
         self.timeline.report(Report::Identify { kind, value });
         Ok(())
     }
 
-    async fn transcript(&mut self, entry: TranscriptEntry) -> wasmtime::Result<()> {
+    fn transcript(&mut self, entry: TranscriptEntry) -> wasmtime::Result<()> {
         let TranscriptEntry { speaker, text, start_ms, end_ms, confidence } = entry;
         self.timeline.report(Report::Transcript(Entry { speaker, text, start_ms, end_ms, confidence }));
         Ok(())

@@ -35,7 +35,7 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 impl Host for CallState {
-    async fn connect(&mut self, url: String, options: ConnectOptions) -> wasmtime::Result<Result<Resource<FutureConnection>, ErrorCode>> {
+    fn connect(&mut self, url: String, options: ConnectOptions) -> wasmtime::Result<Result<Resource<FutureConnection>, ErrorCode>> {
         let leg = match self.timeline.connection_leg(options.leg.as_deref(), DEFAULT_OUTBOUND_LEG) {
             Ok(leg) => leg,
             Err(error) => return Ok(Err(ErrorCode::InternalError(Some(error.to_string())))),
@@ -208,11 +208,11 @@ fn to_error_code(error: DialError) -> ErrorCode {
 }
 
 impl HostFutureConnection for CallState {
-    async fn subscribe(&mut self, future: Resource<FutureConnection>) -> wasmtime::Result<Resource<DynPollable>> {
+    fn subscribe(&mut self, future: Resource<FutureConnection>) -> wasmtime::Result<Resource<DynPollable>> {
         subscribe(&mut self.table, future)
     }
 
-    async fn get(&mut self, future: Resource<FutureConnection>) -> wasmtime::Result<Option<Result<Resource<Connection>, ErrorCode>>> {
+    fn get(&mut self, future: Resource<FutureConnection>) -> wasmtime::Result<Option<Result<Resource<Connection>, ErrorCode>>> {
         let outcome = self.table.get_mut(&future)?.take();
         Ok(match outcome {
             None => None,
@@ -221,7 +221,7 @@ impl HostFutureConnection for CallState {
         })
     }
 
-    async fn drop(&mut self, future: Resource<FutureConnection>) -> wasmtime::Result<()> {
+    fn drop(&mut self, future: Resource<FutureConnection>) -> wasmtime::Result<()> {
         self.table.delete(future)?;
         Ok(())
     }

@@ -15,38 +15,38 @@ use super::types::{Connection, Writable};
 impl Host for CallState {}
 
 impl HostConnection for CallState {
-    async fn send(&mut self, connection: Resource<Connection>, message: Message) -> wasmtime::Result<Result<(), ErrorCode>> {
+    fn send(&mut self, connection: Resource<Connection>, message: Message) -> wasmtime::Result<Result<(), ErrorCode>> {
         Ok(self.table.get_mut(&connection)?.socket.send(message.into()).map_err(ErrorCode::from))
     }
 
-    async fn receive(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Result<Option<Message>, ErrorCode>> {
+    fn receive(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Result<Option<Message>, ErrorCode>> {
         Ok(self.table.get_mut(&connection)?.socket.receive().map(|message| message.map(Message::from)).map_err(ErrorCode::from))
     }
 
-    async fn subscribe(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Resource<DynPollable>> {
+    fn subscribe(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Resource<DynPollable>> {
         subscribe(&mut self.table, connection)
     }
 
-    async fn writable(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Resource<DynPollable>> {
+    fn writable(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Resource<DynPollable>> {
         let signal = Writable(self.table.get(&connection)?.socket.writable_signal());
         let signal = self.table.push_child(signal, &connection)?;
         // Owned: dropping the pollable deletes the signal too.
         subscribe(&mut self.table, signal)
     }
 
-    async fn close(&mut self, connection: Resource<Connection>, code: u16, reason: String) -> wasmtime::Result<Result<(), ErrorCode>> {
+    fn close(&mut self, connection: Resource<Connection>, code: u16, reason: String) -> wasmtime::Result<Result<(), ErrorCode>> {
         Ok(self.table.get_mut(&connection)?.socket.close(code, reason).map_err(ErrorCode::from))
     }
 
-    async fn protocol(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Option<String>> {
+    fn protocol(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Option<String>> {
         Ok(self.table.get(&connection)?.socket.protocol())
     }
 
-    async fn queued_bytes(&mut self, connection: Resource<Connection>) -> wasmtime::Result<u64> {
+    fn queued_bytes(&mut self, connection: Resource<Connection>) -> wasmtime::Result<u64> {
         Ok(self.table.get(&connection)?.socket.queued_bytes())
     }
 
-    async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
+    fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
         // Dropping the host object releases the queue's sender: the writer then closes
         // the socket with 1000 unless a close was already sent.
         self.table.delete(connection)?;
