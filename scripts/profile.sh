@@ -2,9 +2,10 @@
 # Profiles one system under the benchmark's load: runs a single trial of CALLS calls
 # (default 300) through SYSTEM (switchboard, native or node; default switchboard), samples
 # the system's process with `perf record -e cpu-clock` for 10 s mid-trial, and prints where
-# its CPU time went: by binary (kernel, the system's own code, wasm JIT code, libc) and the
-# top symbols; then counts its CPU per relayed frame for 5 s (perf stat) and splits its
-# resident memory by kind. Needs `perf` (Debian's linux-perf; installed when missing and possible).
+# its CPU time went: by binary (kernel, the system's own code, wasm JIT code, libc), the
+# top symbols and, for Switchboard, the guest's functions; then counts its CPU per relayed
+# frame for 5 s (perf stat) and splits its resident memory by kind. Needs `perf` (Debian's
+# linux-perf; installed when missing and possible).
 #
 #   scripts/profile.sh [SYSTEM] [CALLS]
 set -euo pipefail
@@ -20,6 +21,8 @@ if ! command -v perf >/dev/null 2>&1; then
   fi
 fi
 scripts/bench.sh --help >/dev/null # installs and builds
+# Switchboard writes /tmp/perf-<pid>.map, so the guest's compiled functions have names.
+export SWITCHBOARD_PERF_MAP=1
 out=$(mktemp -d)
 target/release/switchboard-bench compare --systems "$system" --start-calls "$calls" --max-calls "$calls" \
   --reference-calls "$calls" --rounds 0 --iterations 0 --measure-secs 20 --out "$out" >"$out/log.txt" 2>&1 &
@@ -43,6 +46,11 @@ echo "-- CPU by binary"
 perf report -i "$out/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -8 || true
 echo "-- top symbols (self)"
 perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | head -15 | cut -c1-120 || true
+if [ "$system" = switchboard ]; then
+  echo "-- the guest's compiled code by function (self; names from wasmtime's perf map)"
+  perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null | grep -E "^ +[0-9]" | grep "\[JIT\]" | head -12 | cut -c1-120 || true
+  rm -f "/tmp/perf-$pid.map"
+fi
 if [ -s "$out/stat.csv" ]; then
   awk -F, '/task-clock/ { ms = $1 } /writev/ { frames = $1 }
     END { if (frames > 0) printf "-- CPU per relayed frame: %.1f us (%d frames in 5 s)\n", ms * 1000 / frames, frames }' "$out/stat.csv"

@@ -52,8 +52,13 @@ pub async fn run(iterations: u32) -> anyhow::Result<Instantiation> {
 /// Times `iterations` instantiations of `component_config`'s component (after `warmup`
 /// untimed ones), with the pooling allocator or on demand.
 pub async fn measure(component_config: &ComponentConfig, pooling: bool, iterations: u32, warmup: u32) -> anyhow::Result<Figures> {
-    let runtime = Runtime::new(EngineSettings { max_instances: 64, max_memory_bytes: component_config.limits.memory_bytes, pooling })
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let runtime = Runtime::new(EngineSettings {
+        max_instances: 64,
+        max_memory_bytes: component_config.limits.memory_bytes,
+        pooling,
+        perf_map: false,
+    })
+    .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let bytes = switchboard::deploy::versions::source_bytes(component_config)?;
     let component = Component::new(runtime.engine(), &bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let sandbox = Arc::new(Sandbox::from_config(component_config, Arc::new(switchboard::observe::metrics::Metrics::new()))?);

@@ -90,7 +90,7 @@ impl std::fmt::Debug for Switchboard {
 /// artifacts would not match.
 pub fn engine_settings(config: &Config) -> EngineSettings {
     let max_memory_bytes = config.components.values().map(|c| c.limits.memory_bytes).max().unwrap_or(64 << 20);
-    EngineSettings { max_instances: config.max_concurrent_calls, max_memory_bytes, pooling: true }
+    EngineSettings { max_instances: config.max_concurrent_calls, max_memory_bytes, pooling: true, perf_map: config.perf_map }
 }
 
 impl Switchboard {

@@ -64,6 +64,9 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// The call store's database and this replica's name.
     pub store: StoreConfig,
+    /// Write `/tmp/perf-<pid>.map` naming the guests' compiled functions, so `perf`
+    /// profiles show them by name (from [`PERF_MAP_ENV`]; off by default).
+    pub perf_map: bool,
 }
 
 /// The variable naming this replica in the call store and the fleet's deploys.
@@ -72,6 +75,8 @@ pub const REPLICA_ENV: &str = "SWITCHBOARD_REPLICA";
 pub const DATABASE_URL_ENV: &str = "SWITCHBOARD_DATABASE_URL";
 /// The variable naming a PEM file of extra roots for the database's TLS.
 pub const DATABASE_CA_ENV: &str = "SWITCHBOARD_DATABASE_CA_FILE";
+/// The variable that, set to `1`, has the engine write a perf map of the guests' code.
+pub const PERF_MAP_ENV: &str = "SWITCHBOARD_PERF_MAP";
 
 /// Where calls (and, with a shared database, the fleet's deploys) are kept.
 #[derive(Debug, Clone)]
@@ -383,7 +388,7 @@ impl Config {
     pub fn load_without_secrets(path: Option<&Path>) -> Result<Config, ConfigError> {
         // Secrets read as placeholders; the store's settings are not secrets and are read as
         // they are (a placeholder database would be one the host tries to reach).
-        let store_setting = |name: &str| [REPLICA_ENV, DATABASE_URL_ENV, DATABASE_CA_ENV].contains(&name);
+        let store_setting = |name: &str| [REPLICA_ENV, DATABASE_URL_ENV, DATABASE_CA_ENV, PERF_MAP_ENV].contains(&name);
         let lookup = |name: &str| env_lookup(name).or_else(|| (!store_setting(name)).then(|| format!("placeholder-for-{name}-0123456789")));
         let (file, origin, base) = match path {
             Some(path) => (

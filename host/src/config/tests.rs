@@ -219,3 +219,21 @@ fn tools_find_the_operator_listener_without_the_server_s_secrets() {
     std::fs::write(&path, "[bad").expect("write");
     assert!(OperatorAddress::load(Some(&path)).is_err(), "a broken file is still refused");
 }
+
+#[test]
+fn the_perf_map_is_off_unless_its_variable_says_1() {
+    let parse_with = |value: &str| {
+        let value = value.to_owned();
+        let lookup = move |name: &str| match name {
+            PERF_MAP_ENV => Some(value.clone()),
+            "DG_KEY" => Some("k-123".to_owned()),
+            _ => None,
+        };
+        Config::parse(MINIMAL, "test.toml", Path::new("/nonexistent-base"), &lookup)
+    };
+    assert!(!parse(MINIMAL).expect("valid").perf_map);
+    assert!(!parse_with("0").expect("valid").perf_map);
+    assert!(parse_with("1").expect("valid").perf_map);
+    let refused = parse_with("yes").expect_err("only 0 and 1").to_string();
+    assert!(refused.contains(PERF_MAP_ENV) && refused.contains("\"yes\""), "{refused}");
+}

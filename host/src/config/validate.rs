@@ -84,7 +84,17 @@ impl Validator<'_> {
         let retention = crate::observe::calls::Retention { max_age: Duration::from_secs(days * 86_400), max_calls: calls };
         let drain_timeout = Duration::from_millis(self.range("drain_timeout_ms", file.drain_timeout_ms, 30_000, 0, 3_600_000)?);
         let store = self.store()?;
-        Ok(Config { listen, max_concurrent_calls, tls, operator, routes, components, data_dir, retention, drain_timeout, store })
+        let perf_map = self.perf_map()?;
+        Ok(Config { listen, max_concurrent_calls, tls, operator, routes, components, data_dir, retention, drain_timeout, store, perf_map })
+    }
+
+    /// Whether the engine writes a perf map: `SWITCHBOARD_PERF_MAP` set to `1` (or `0`, or unset).
+    fn perf_map(&self) -> Result<bool, ConfigError> {
+        match (self.lookup)(super::PERF_MAP_ENV).as_deref() {
+            None | Some("" | "0") => Ok(false),
+            Some("1") => Ok(true),
+            Some(other) => Err(self.invalid(super::PERF_MAP_ENV, format!("{other:?}: set it to 1 to write a perf map, or 0"))),
+        }
     }
 
     /// The call store and the replica's name, from the environment: a shared PostgreSQL

@@ -27,6 +27,8 @@ pub struct EngineSettings {
     /// Carve instances out of a pool reserved up front (what the host does). `false`
     /// allocates each instance on demand; the instantiation benchmark compares the two.
     pub pooling: bool,
+    /// Write `/tmp/perf-<pid>.map` naming the guests' compiled functions for `perf`.
+    pub perf_map: bool,
 }
 
 /// The engine, the linker with every import the host provides, and the epoch thread.
@@ -64,6 +66,9 @@ impl Runtime {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        if settings.perf_map {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
 
         if settings.pooling {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(&settings)));
@@ -128,5 +133,20 @@ impl Drop for EpochTicker {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_perf_map_names_the_guests_compiled_functions() {
+        let settings = EngineSettings { max_instances: 1, max_memory_bytes: 64 << 20, pooling: false, perf_map: true };
+        let runtime = Runtime::new(settings).expect("engine");
+        wasmtime::component::Component::new(runtime.engine(), crate::config::Builtin::VoicePipeline.wasm()).expect("compiles");
+        let path = format!("/tmp/perf-{}.map", std::process::id());
+        let map = std::fs::read_to_string(&path).expect("the engine wrote its perf map");
+        assert!(map.lines().any(|line| line.contains("voice_pipeline")), "no voice-pipeline function named in {path}");
     }
 }
