@@ -10,7 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::future::Either;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_tungstenite::WebSocketStream;
@@ -120,32 +122,33 @@ where
         let (sink, stream) = socket.split();
         // The reader only needs the queue to send a close frame after bad input; a weak
         // handle lets the writer see the queue end when the guest and host drop theirs.
-        let reader = read_loop(stream, incoming_tx, budget, weak_outgoing, link.clone(), counters.clone());
-        let writer = write_loop(sink, outgoing_rx, queued_tx.clone(), link.clone(), counters);
-        tokio::pin!(reader, writer);
-        let info = tokio::select! {
-            info = &mut reader => {
+        let reader = read_loop(stream, incoming_tx, budget, weak_outgoing, link.clone(), counters.clone()).map(Half::Reader);
+        let writer = write_loop(sink, outgoing_rx, queued_tx.clone(), link.clone(), counters).map(|()| Half::Writer);
+        // Each half is polled only when its own waker fires: a message queued for the
+        // writer does not also poll the reader (a TLS and tungstenite read that finds
+        // nothing), as one future awaiting both would on every wake.
+        let mut halves: FuturesUnordered<Either<_, _>> = [Either::Left(reader), Either::Right(writer)].into_iter().collect();
+        let info = match halves.next().await {
+            Some(Half::Reader(info)) => {
                 if info.by == ClosedBy::Local {
                     // The reader refused the peer's input (too large, malformed) and queued
                     // a close frame: let the writer send it before the socket is dropped.
-                    let _ = tokio::time::timeout(close_grace, &mut writer).await;
+                    let _ = tokio::time::timeout(close_grace, halves.next()).await;
                 }
                 info
             }
-            () = &mut writer => {
-                // We sent our close frame (or could not write): wait for the peer's answer.
-                match tokio::time::timeout(close_grace, &mut reader).await {
-                    Ok(info) => info,
-                    Err(_) => match link.local_close() {
-                        Some(frame) => CloseInfo {
-                            code: frame.code,
-                            reason: format!("{} (the peer did not answer the close frame)", frame.reason),
-                            by: ClosedBy::Local,
-                        },
-                        None => CloseInfo::network("the socket failed while writing"),
+            // We sent our close frame (or could not write): wait for the peer's answer.
+            Some(Half::Writer) | None => match tokio::time::timeout(close_grace, halves.next()).await {
+                Ok(Some(Half::Reader(info))) => info,
+                _ => match link.local_close() {
+                    Some(frame) => CloseInfo {
+                        code: frame.code,
+                        reason: format!("{} (the peer did not answer the close frame)", frame.reason),
+                        by: ClosedBy::Local,
                     },
-                }
-            }
+                    None => CloseInfo::network("the socket failed while writing"),
+                },
+            },
         };
         link.end(info.clone());
         // Wake a guest waiting on `writable`: sends now fail with `closed`.
@@ -154,6 +157,14 @@ where
         let _ = finished_tx.send(info);
     });
     (socket_handle, control)
+}
+
+/// Which half of a pump ended.
+enum Half {
+    /// The reader, with how the connection ended.
+    Reader(CloseInfo),
+    /// The writer: our close frame went out, or writing failed.
+    Writer,
 }
 
 /// Reads until the connection ends; returns how it ended, after recording it in `link`
