@@ -386,10 +386,11 @@ impl Config {
     /// that is not set reads as a placeholder, so a build machine needs none of the
     /// server's secrets. The result must not serve calls.
     pub fn load_without_secrets(path: Option<&Path>) -> Result<Config, ConfigError> {
-        // Secrets read as placeholders; the store's settings are not secrets and are read as
-        // they are (a placeholder database would be one the host tries to reach).
-        let store_setting = |name: &str| [REPLICA_ENV, DATABASE_URL_ENV, DATABASE_CA_ENV, PERF_MAP_ENV].contains(&name);
-        let lookup = |name: &str| env_lookup(name).or_else(|| (!store_setting(name)).then(|| format!("placeholder-for-{name}-0123456789")));
+        // Secrets read as placeholders; the store's settings and the perf-map switch are not
+        // secrets and are read as they are (a placeholder database would be one the host
+        // tries to reach, a placeholder switch is refused).
+        let read_as_is = |name: &str| [REPLICA_ENV, DATABASE_URL_ENV, DATABASE_CA_ENV, PERF_MAP_ENV].contains(&name);
+        let lookup = |name: &str| env_lookup(name).or_else(|| (!read_as_is(name)).then(|| format!("placeholder-for-{name}-0123456789")));
         let (file, origin, base) = match path {
             Some(path) => (
                 FileConfig::parse(&read(path)?, &path.display().to_string())?,
